@@ -1,0 +1,222 @@
+"""Typed, validated run configuration.
+
+A run is described by five sections, each a dataclass whose fields are documented below.
+YAML files (``configs/*.yaml``) and ``--set section.key=value`` overrides are merged into
+these at the CLI edge (:func:`load_config`); the library itself only sees the typed objects.
+Unknown keys are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that is not valid."""
+
+
+@dataclass
+class DataConfig:
+    """Which data set to load and how to split it.
+
+    Attributes:
+        dataset: registry name (``synthetic``, ``ml-100k``, ``ml-1m``, ``ml-latest-small``,
+            ``gowalla``, ``yelp2018``, ``amazon-book``, ``csv``).
+        path: local folder or file of the data set; ``None`` looks in ``$HYBRIDREC_DATA``,
+            then the download cache.
+        options: loader options (e.g. ``rating_threshold``, column names for ``csv``).
+        split: split kind (``temporal``, ``leave_last_out``, ``given``, ``random``, ...).
+        split_options: split settings (e.g. ``test_fraction``, ``valid_fraction``).
+    """
+
+    dataset: str = "synthetic"
+    path: str | None = None
+    options: dict = field(default_factory=dict)
+    split: str = "leave_last_out"
+    split_options: dict = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """Which model to train.
+
+    Attributes:
+        name: registry name (``popularity``, ``mf``, ...).
+        params: the model's own settings (e.g. ``dim``); each model validates its keys.
+    """
+
+    name: str = "mf"
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of BPR training, shared by every embedding model.
+
+    Attributes:
+        epochs: maximum passes over the training interactions.
+        batch_size: positive pairs per step.
+        lr: Adam learning rate.
+        l2: weight of the L2 penalty on the batch's initial (layer-0) embeddings,
+            ``l2 * (|e_u|^2 + |e_i|^2 + |e_j|^2) / (2 * batch)``.
+        negatives: negative sampler, ``uniform`` (rejecting observed positives).
+        eval_every: epochs between validation evaluations (0 disables them).
+        patience: evaluations without improvement of ``valid_metric`` before stopping.
+        valid_metric: metric that drives early stopping, ``name@K``.
+        progress: show a progress bar.
+    """
+
+    epochs: int = 50
+    batch_size: int = 2048
+    lr: float = 1e-3
+    l2: float = 1e-4
+    negatives: str = "uniform"
+    eval_every: int = 1
+    patience: int = 5
+    valid_metric: str = "recall@20"
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation settings.
+
+    Attributes:
+        ks: cut-offs reported for every @K metric.
+        metrics: metric names (``recall``, ``precision``, ``ndcg``, ``mrr``, ``hitrate``).
+        batch_size: users scored per batch (bounds memory: batch x n_items floats).
+    """
+
+    ks: list = field(default_factory=lambda: [10, 20])
+    metrics: list = field(default_factory=lambda: ["recall", "precision", "ndcg", "mrr", "hitrate"])
+    batch_size: int = 1024
+
+
+@dataclass
+class RunConfig:
+    """What the CLI does and where it writes.
+
+    Attributes:
+        mode: ``collab`` (graph/collaborative models); later ``cold``, ``hybrid``, ``llm``,
+            ``compare``.
+        seed: fixes the split, sampling and initialisation.
+        device: torch device, ``cpu`` or ``cuda``; ``auto`` picks cuda when available.
+        out_dir: parent folder of run folders.
+        name: run folder name; default ``<dataset>-<model>-<timestamp>``.
+    """
+
+    mode: str = "collab"
+    seed: int = 0
+    device: str = "cpu"
+    out_dir: str = "runs"
+    name: str | None = None
+
+
+@dataclass
+class Config:
+    """A whole run: data, model, train, eval and run sections."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Config":
+        return _build(cls, d or {}, "config")
+
+
+def _build(cls, d: dict, where: str):
+    """Build dataclass ``cls`` from ``d``, recursing into section dataclasses."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(fields)}")
+    kwargs = {}
+    for name, value in d.items():
+        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else fields[name].default
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value or {}, f"{where}.{name}")
+        else:
+            kwargs[name] = _check_type(value, default, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, default: Any, where: str) -> Any:
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, (list, dict, str)) and not isinstance(value, type(default)):
+        raise ConfigError(f"{where} must be a {type(default).__name__}, got {value!r}")
+    return value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=0.01"`` -> (["train", "lr"], 0.01); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from None
+    return parts, value
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursive dict merge; ``update`` wins."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(paths: list[str | os.PathLike] = (), overrides: list[str] = ()) -> Config:
+    """Merge YAML files (later wins) and ``key=value`` overrides into a validated Config."""
+    d: dict = {}
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of sections")
+        d = merge(d, loaded)
+    for o in overrides:
+        parts, value = parse_override(o)
+        cur = d
+        for k in parts[:-1]:
+            cur = cur.setdefault(k, {})
+            if not isinstance(cur, dict):
+                raise ConfigError(f"override {o!r}: {k} is not a section")
+        cur[parts[-1]] = value
+    return Config.from_dict(d)

@@ -1,0 +1,100 @@
+"""Recommenders that score by a dot product of learned user and item embeddings."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..data import Interactions
+from ..train import TrainHistory, train_bpr
+from .base import Recommender
+
+
+class EmbeddingRecommender(Recommender):
+    """Base of MF and the graph models: an ``nn.Module`` trained with BPR.
+
+    Subclasses implement :meth:`build_module`, returning a module whose ``forward()``
+    gives the final ``(user_emb, item_emb)`` tables and whose ``initial(u, i, j)`` gives
+    the layer-0 embeddings the L2 penalty applies to. After :meth:`fit`, the final tables
+    are kept, so scoring costs one matrix product per batch of users.
+
+    Args:
+        dim: embedding size.
+        train: BPR training settings (:class:`~hybridrec.config.TrainConfig` or a dict).
+        seed: fixes initialisation and sampling.
+        device: torch device.
+        eval_batch_size: users per batch in validation.
+    """
+
+    def __init__(
+        self,
+        dim: int = 64,
+        train: TrainConfig | dict | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        eval_batch_size: int = 1024,
+    ):
+        super().__init__(device)
+        self.dim = int(dim)
+        if isinstance(train, dict) or train is None:
+            train = TrainConfig(**(train or {}))
+        self.train_config = train
+        self.seed = int(seed)
+        self.eval_batch_size = int(eval_batch_size)
+        self.module: nn.Module | None = None
+        self.history: TrainHistory | None = None
+        self._user_emb: torch.Tensor | None = None
+        self._item_emb: torch.Tensor | None = None
+
+    @abstractmethod
+    def build_module(self, train: Interactions) -> nn.Module:
+        """The trainable module for this training data (called by :meth:`fit`)."""
+
+    def settings(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this model (saved with it)."""
+        return {"dim": self.dim, "seed": self.seed, "train": dataclasses.asdict(self.train_config)}
+
+    def fit(self, train: Interactions, valid: Interactions | None = None) -> "EmbeddingRecommender":
+        self._remember(train)
+        torch.manual_seed(self.seed)
+        self.module = self.build_module(train).to(self.device)
+        self.history = train_bpr(
+            self.module, train, valid, self.train_config,
+            seed=self.seed, device=self.device, eval_batch_size=self.eval_batch_size,
+        )
+        self._cache_embeddings()
+        return self
+
+    @torch.no_grad()
+    def _cache_embeddings(self) -> None:
+        self.module.eval()
+        users, items = self.module()
+        self._user_emb, self._item_emb = users.detach(), items.detach()
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final ``(user_emb [n_users, d'], item_emb [n_items, d'])`` used for scoring."""
+        self._check_fitted()
+        return self._user_emb, self._item_emb
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        return self._user_emb[users.to(self._user_emb.device)] @ self._item_emb.T
+
+    def to(self, device) -> "EmbeddingRecommender":
+        super().to(device)
+        if self.module is not None:
+            self.module.to(self.device)
+        if self._user_emb is not None:
+            self._user_emb, self._item_emb = self._user_emb.to(self.device), self._item_emb.to(self.device)
+        return self
+
+    def _state(self):
+        return self.settings(), {"user_emb": self._user_emb, "item_emb": self._item_emb}
+
+    def _restore(self, settings, tensors):
+        self._user_emb = tensors["user_emb"].to(self.device)
+        self._item_emb = tensors["item_emb"].to(self.device)

@@ -1,0 +1,55 @@
+"""Matrix factorisation trained with BPR (Rendle et al. 2009)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data import Interactions
+from .embedding import EmbeddingRecommender
+
+
+class MFModule(nn.Module):
+    r"""User and item embedding tables; the score is their dot product.
+
+    .. math:: \hat y_{ui} = e_u^\top e_i
+
+    Args:
+        n_users: number of users.
+        n_items: number of items.
+        dim: embedding size.
+        init_std: standard deviation of the normal initialisation (default 0.1).
+    """
+
+    def __init__(self, n_users: int, n_items: int, dim: int = 64, init_std: float = 0.1):
+        super().__init__()
+        self.user = nn.Embedding(n_users, dim)
+        self.item = nn.Embedding(n_items, dim)
+        nn.init.normal_(self.user.weight, std=init_std)
+        nn.init.normal_(self.item.weight, std=init_std)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.user.weight, self.item.weight
+
+    def initial(self, users, pos, neg):
+        return self.user(users), self.item(pos), self.item(neg)
+
+
+class MF(EmbeddingRecommender):
+    """Matrix factorisation with BPR loss and L2 on the batch's embeddings.
+
+    Args: see :class:`~hybridrec.models.embedding.EmbeddingRecommender`; plus
+        init_std: standard deviation of the initial embeddings.
+    """
+
+    name = "mf"
+
+    def __init__(self, dim: int = 64, init_std: float = 0.1, **kwargs):
+        super().__init__(dim=dim, **kwargs)
+        self.init_std = float(init_std)
+
+    def settings(self):
+        return {**super().settings(), "init_std": self.init_std}
+
+    def build_module(self, train: Interactions) -> nn.Module:
+        return MFModule(train.n_users, train.n_items, self.dim, self.init_std)

@@ -1,0 +1,45 @@
+"""Most-popular baseline: every user gets the items with the most training interactions."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data import Interactions
+from .base import Recommender
+
+
+class Popularity(Recommender):
+    """Scores item ``i`` by its number of training interactions, the same for every user.
+
+    It is the floor any personalised model must clear; on the Gowalla LightGCN split it gives
+    Recall@20 of about 0.042.
+    """
+
+    name = "popularity"
+
+    def __init__(self, device="cpu"):
+        super().__init__(device)
+        self._counts: torch.Tensor | None = None
+
+    def fit(self, train: Interactions, valid: Interactions | None = None) -> "Popularity":
+        self._remember(train)
+        self._counts = torch.as_tensor(train.item_counts(), dtype=torch.float32, device=self.device)
+        return self
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        return self._counts.unsqueeze(0).expand(len(users), -1)
+
+    def to(self, device):
+        super().to(device)
+        if self._counts is not None:
+            self._counts = self._counts.to(self.device)
+        return self
+
+    def settings(self):
+        return {}
+
+    def _state(self):
+        return {}, {"counts": self._counts}
+
+    def _restore(self, settings, tensors):
+        self._counts = tensors["counts"].to(self.device)
