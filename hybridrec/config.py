@@ -65,7 +65,9 @@ class TrainConfig:
         lr: Adam learning rate.
         l2: weight of the L2 penalty on the batch's initial (layer-0) embeddings,
             ``l2 * (|e_u|^2 + |e_i|^2 + |e_j|^2) / (2 * batch)``.
-        negatives: negative sampler, ``uniform`` (rejecting observed positives).
+        negatives: negative sampler: ``uniform`` (rejecting observed positives) or ``hard``
+            (the highest-scoring item, under the current model, of a uniform pool).
+        negative_options: sampler settings, e.g. ``{pool_size: 10}`` for ``hard``.
         eval_every: epochs between validation evaluations (0 disables them).
         patience: evaluations without improvement of ``valid_metric`` before stopping.
         valid_metric: metric that drives early stopping, ``name@K``.
@@ -77,6 +79,7 @@ class TrainConfig:
     lr: float = 1e-3
     l2: float = 1e-4
     negatives: str = "uniform"
+    negative_options: dict = field(default_factory=dict)
     eval_every: int = 1
     patience: int = 5
     valid_metric: str = "recall@20"

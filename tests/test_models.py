@@ -12,6 +12,7 @@ from toy import block_split
 FAST_TRAIN = TrainConfig(epochs=20, batch_size=64, lr=0.05, l2=1e-4, progress=False)
 TOY_PARAMS = {"dim": 4}  # the toy data has rank-2 structure
 PERSONALISED = [n for n in MODELS if n != "popularity"]
+TRAINED = [n for n in PERSONALISED if n != "gfcf"]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def fitted(split):
 
 
 def _build(name, seed=0):
-    params = TOY_PARAMS if name in PERSONALISED else {}
+    params = TOY_PARAMS if name in TRAINED else {"n_factors": 2} if name == "gfcf" else {}
     return build_model(name, params, train=FAST_TRAIN, seed=seed)
 
 

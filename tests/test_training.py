@@ -40,5 +40,18 @@ def test_sampler_rejects_user_with_every_item():
 
 
 def test_unknown_sampler_lists_valid():
-    with pytest.raises(ValueError, match="valid: \\['uniform'\\]"):
+    with pytest.raises(ValueError, match="valid: \\['hard', 'uniform'\\]"):
         build_sampler("magic", sp.csr_matrix((2, 2)))
+
+
+def test_hard_sampler_picks_highest_scoring_non_positive():
+    # one user, items 0..5; item 0 is a positive; item 5 has the largest score
+    train = sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 0]], dtype=np.float32))
+    sampler = build_sampler("hard", train, pool_size=200)
+    user_emb = torch.tensor([[1.0]])
+    item_emb = torch.tensor([[100.0], [1.0], [2.0], [3.0], [4.0], [5.0]])
+    neg = sampler.sample(torch.zeros(64, dtype=torch.long), torch.Generator().manual_seed(0),
+                         user_emb=user_emb, item_emb=item_emb)
+    assert (neg == 5).all()  # never the positive item 0, always the top-scoring negative
+    uniform = build_sampler("uniform", train).sample(torch.zeros(2000, dtype=torch.long), torch.Generator().manual_seed(0))
+    assert set(uniform.tolist()) == {1, 2, 3, 4, 5}

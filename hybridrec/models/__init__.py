@@ -12,10 +12,15 @@ import torch
 from ..data import Vocabulary
 from .base import Recommender, _accepted_settings
 from .embedding import EmbeddingRecommender
+from .gfcf import GFCF
+from .lightgcn import LightGCN, LightGCNModule
 from .mf import MF, MFModule
+from .ngcf import NGCF, NGCFModule
 from .popularity import Popularity
 
-MODELS: dict[str, type[Recommender]] = {"popularity": Popularity, "mf": MF}
+MODELS: dict[str, type[Recommender]] = {
+    "popularity": Popularity, "mf": MF, "lightgcn": LightGCN, "ngcf": NGCF, "gfcf": GFCF,
+}
 
 
 def model_class(name: str) -> type[Recommender]:
@@ -77,5 +82,5 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Recommen
     return model
 
 
-__all__ = ["Recommender", "EmbeddingRecommender", "MF", "MFModule", "Popularity", "MODELS",
+__all__ = ["Recommender", "EmbeddingRecommender", "MF", "MFModule", "Popularity", "LightGCN", "LightGCNModule", "NGCF", "NGCFModule", "GFCF", "MODELS",
            "build_model", "load_model", "model_class"]

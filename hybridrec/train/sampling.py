@@ -43,21 +43,52 @@ class UniformNegativeSampler:
         pos = torch.searchsorted(self.keys, keys).clamp_(max=len(self.keys) - 1)
         return self.keys[pos] == keys
 
-    def sample(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One negative item per entry of ``users``, ``int64`` like ``users``."""
-        neg = torch.randint(self.n_items, users.shape, generator=generator, device=self.device)
-        bad = self.is_positive(users, neg)
+    def sample(self, users: torch.Tensor, generator: torch.Generator, **_model_state) -> torch.Tensor:
+        """One negative item per entry of ``users`` (any shape), ``int64`` like ``users``.
+
+        Keyword arguments (the current embeddings, passed by the trainer) are unused here.
+        """
+        flat = users.reshape(-1)
+        neg = torch.randint(self.n_items, flat.shape, generator=generator, device=self.device)
+        bad = self.is_positive(flat, neg)
         for _ in range(self.max_rounds):
             n_bad = int(bad.sum())
             if n_bad == 0:
-                return neg
+                return neg.view(users.shape)
             idx = bad.nonzero(as_tuple=True)[0]
             neg[idx] = torch.randint(self.n_items, (n_bad,), generator=generator, device=self.device)
-            bad[idx] = self.is_positive(users[idx], neg[idx])
+            bad[idx] = self.is_positive(flat[idx], neg[idx])
         raise RuntimeError("negative sampling did not converge; some users interact with almost every item")
 
 
-SAMPLERS = {"uniform": UniformNegativeSampler}
+class HardNegativeSampler(UniformNegativeSampler):
+    """For each positive, the highest-scoring item of a uniform pool of non-interacted items.
+
+    Scores are the current model's dot products ``e_u . e_j`` (dynamic negative sampling,
+    Zhang et al. 2013): of ``pool_size`` uniform negatives, the one the model ranks highest
+    is the most informative for BPR.
+
+    Args:
+        pool_size: candidates drawn per positive (1 reduces to uniform sampling).
+    """
+
+    name = "hard"
+
+    def __init__(self, train: sp.csr_matrix, device="cpu", max_rounds: int = 100, pool_size: int = 10):
+        super().__init__(train, device=device, max_rounds=max_rounds)
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+        self.pool_size = int(pool_size)
+
+    def sample(self, users, generator, user_emb=None, item_emb=None, **_):
+        if user_emb is None or item_emb is None:
+            raise ValueError("hard negative sampling needs the current user and item embeddings")
+        pool = super().sample(users.unsqueeze(1).expand(-1, self.pool_size), generator)
+        scores = torch.einsum("bd,bkd->bk", user_emb[users], item_emb[pool])
+        return pool.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
+
+
+SAMPLERS = {"uniform": UniformNegativeSampler, "hard": HardNegativeSampler}
 
 
 def build_sampler(name: str, train: sp.csr_matrix, device="cpu", **kwargs):

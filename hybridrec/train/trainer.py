@@ -75,7 +75,7 @@ def train_bpr(
     """
     device = torch.device(device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    sampler = build_sampler(cfg.negatives, train.to_csr(), device=device)
+    sampler = build_sampler(cfg.negatives, train.to_csr(), device=device, **cfg.negative_options)
     users_all = torch.as_tensor(train.users, device=device)
     items_all = torch.as_tensor(train.items, device=device)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
@@ -97,8 +97,8 @@ def train_bpr(
         for b in range(n_batches):
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             u, p = users_all[idx], items_all[idx]
-            neg = sampler.sample(u, gen)
             user_emb, item_emb = module()
+            neg = sampler.sample(u, gen, user_emb=user_emb.detach(), item_emb=item_emb.detach())
             eu = user_emb[u]
             pos_s = (eu * item_emb[p]).sum(-1)
             neg_s = (eu * item_emb[neg]).sum(-1)
