@@ -13,6 +13,10 @@ from .vocab import Vocabulary
 #: Text columns an item table may carry; loaders fill the ones their source has.
 TEXT_FIELDS = ("title", "description", "genres", "tags")
 
+#: ``meta`` keys holding one value per interaction (e.g. a loader's train/test ``fold``);
+#: :meth:`Interactions.subset` slices them along with the rows.
+ROW_META_KEYS = ("fold",)
+
 
 @dataclass
 class Interactions:
@@ -107,7 +111,8 @@ class Interactions:
             ratings=take(self.ratings),
             item_table=self.item_table,
             name=name or self.name,
-            meta=dict(self.meta),
+            meta={k: (take(np.asarray(v)) if k in ROW_META_KEYS and v is not None else v)
+                  for k, v in self.meta.items()},
         )
 
     def to_csr(self) -> sp.csr_matrix:

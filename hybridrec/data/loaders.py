@@ -1,0 +1,120 @@
+"""The data set registry: :func:`load_dataset` by name, with options checked per data set.
+
+This is the one place that knows data sets by name; the loaders behind it work on folders
+and files and know nothing of names.
+
+=================== ========================================== ==========================
+name                files (in the data set's folder)           text / time
+=================== ========================================== ==========================
+``synthetic``       none: generated (:mod:`.synthetic`)        yes / yes
+``ml-100k``         ``u.data``, ``u.item``                     titles, genres / yes
+``ml-1m``           ``ratings.dat``, ``movies.dat``            titles, genres / yes
+``ml-latest-small`` ``ratings.csv``, ``movies.csv``,           titles, genres, tags / yes
+                    ``tags.csv``
+``gowalla``,        ``train.txt``, ``test.txt`` (LightGCN      none / none; the paper's
+``yelp2018``,       format)                                    split in ``meta["fold"]``
+``amazon-book``
+``csv``             ``interactions=`` file, optional           from the items file / if
+                    ``items=`` file (CSV, TSV or parquet)      ``time_col`` is given
+=================== ========================================== ==========================
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, fields
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+from .build import LoadOptions
+from .interactions import Interactions
+from .lightgcn_format import load_lightgcn
+from .movielens import load_ml_1m, load_ml_100k, load_ml_latest
+from .paths import resolve_dataset_dir
+from .synthetic import generate_synthetic
+from .tabular import load_csv
+
+#: Cleaning options every file loader takes (see :class:`~hybridrec.data.build.LoadOptions`).
+CLEANING_OPTIONS = tuple(f.name for f in fields(LoadOptions))
+_NO_RATINGS = tuple(o for o in CLEANING_OPTIONS if o not in ("rating_threshold", "missing_items"))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to load one named data set.
+
+    Attributes:
+        name: registry name.
+        load: ``(folder, LoadOptions) -> Interactions`` for folder data sets; for
+            ``synthetic`` and ``csv``, the function taking the options itself.
+        options: the option names :func:`load_dataset` accepts for it.
+        kind: ``"folder"`` (found by :func:`~hybridrec.data.paths.resolve_dataset_dir`),
+            ``"generated"`` or ``"files"`` (``csv``).
+    """
+
+    name: str
+    load: Callable[..., Interactions]
+    options: tuple[str, ...]
+    kind: str = "folder"
+
+
+def _folder(name: str, load, options=CLEANING_OPTIONS) -> DatasetSpec:
+    return DatasetSpec(name, load, (*options, "download"))
+
+
+_CSV_OPTIONS = tuple(p for p in inspect.signature(load_csv).parameters
+                     if p not in ("path", "options"))
+
+DATASETS: dict[str, DatasetSpec] = {
+    "synthetic": DatasetSpec("synthetic", generate_synthetic,
+                             tuple(inspect.signature(generate_synthetic).parameters), "generated"),
+    "ml-100k": _folder("ml-100k", load_ml_100k),
+    "ml-1m": _folder("ml-1m", load_ml_1m),
+    "ml-latest-small": _folder("ml-latest-small", partial(load_ml_latest, name="ml-latest-small")),
+    **{name: _folder(name, partial(load_lightgcn, name=name), _NO_RATINGS)
+       for name in ("gowalla", "yelp2018", "amazon-book")},
+    "csv": DatasetSpec("csv", load_csv, (*CLEANING_OPTIONS, *_CSV_OPTIONS), "files"),
+}
+
+#: Every name :func:`load_dataset` knows.
+DATASET_NAMES = tuple(DATASETS)
+
+
+def load_dataset(name: str, path: str | Path | None = None, **options) -> Interactions:
+    """Load a data set by registry name.
+
+    Args:
+        name: one of :data:`DATASET_NAMES`.
+        path: the data set's folder (for ``csv``: a folder or the interactions file);
+            ``None`` looks in ``$HYBRIDREC_DATA/<name>``, then the download cache, and
+            downloads when allowed (``download=False`` turns that off).
+        **options: cleaning options (:data:`CLEANING_OPTIONS`: ``rating_threshold``,
+            ``min_user_interactions``, ``min_item_interactions``, ``duplicates``,
+            ``on_bad_rows``, ``missing_items``), ``download``, and the data set's own (the
+            ``csv`` column names; :func:`~hybridrec.data.synthetic.generate_synthetic`'s
+            arguments for ``synthetic``).
+
+    Raises:
+        ValueError: unknown name or option (the message lists the valid ones).
+        DataError: missing or malformed files.
+    """
+    spec = DATASETS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise ValueError(
+            f"data set {name!r} takes no option {unknown[0]!r}; its options are: "
+            f"{', '.join(spec.options)}"
+        )
+    if spec.kind == "generated":
+        if path is not None:
+            raise ValueError("the synthetic data set is generated; it takes no path")
+        return spec.load(**options)
+    cleaning = LoadOptions(**{k: v for k, v in options.items() if k in CLEANING_OPTIONS})
+    rest = {k: v for k, v in options.items() if k not in CLEANING_OPTIONS}
+    if spec.kind == "files":
+        return spec.load(path, options=cleaning, **rest)
+    folder = resolve_dataset_dir(name, path, download=rest.get("download", True))
+    return spec.load(folder, cleaning)
