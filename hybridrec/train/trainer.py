@@ -139,8 +139,11 @@ def train_bpr(
 
 
 def _parse_metric(text: str) -> tuple[str, int]:
+    """``"recall@20"`` -> ("recall", 20); ``"mrr"`` (full ranking, no cut-off) -> ("mrr", 1)."""
+    if "@" not in text:
+        return text, 1
     try:
         name, k = text.split("@")
         return name, int(k)
     except ValueError:
-        raise ValueError(f"valid_metric must look like 'recall@20', got {text!r}") from None
+        raise ValueError(f"valid_metric must look like 'recall@20' or 'mrr', got {text!r}") from None

@@ -1,0 +1,126 @@
+"""One run end to end: load -> split -> fit -> evaluate -> save. Used by the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import Config, ConfigError
+from .data import load_dataset, make_split
+from .eval import evaluate
+from .models import build_model, model_class
+from .models.base import _accepted_settings
+
+log = logging.getLogger("hybridrec.pipeline")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def model_names(spec: str) -> list[str]:
+    """``"popularity, mf"`` -> ["popularity", "mf"]."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("model.name is empty; name at least one model")
+    return names
+
+
+def model_params(spec: str, params: dict) -> dict[str, dict]:
+    """Share ``params`` among the models of ``spec``; a key no listed model takes is an error."""
+    names = model_names(spec)
+    per_model = {n: {k: v for k, v in params.items() if k in _accepted_settings(model_class(n))} for n in names}
+    used = set().union(*[set(p) for p in per_model.values()]) if per_model else set()
+    unused = sorted(set(params) - used)
+    if unused:
+        raise ConfigError(f"model.params {unused} are settings of none of the models {names}")
+    return per_model
+
+
+def results_table(rows: list[dict], ks: list[int]) -> str:
+    """Fixed-width table: one line per (model, item group), one column per metric."""
+    if not rows:
+        return "(no results)"
+    metric_cols = [c for c in rows[0] if c not in ("model", "group", "users", "fit_s", "eval_s")]
+    cols = ["model", "group", "users"] + metric_cols + ["fit_s", "eval_s"]
+    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    line = "  ".join(c.rjust(w) for c, w in zip(cols, widths))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(out)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+    return "" if v is None else str(v)
+
+
+def run_collab(cfg: Config, run_dir: Path) -> str:
+    """Train and evaluate each model of ``cfg.model.name`` (comma-separated) on one split."""
+    seed_everything(cfg.run.seed)
+    t0 = time.perf_counter()
+    data = load_dataset(cfg.data.dataset, cfg.data.path, **cfg.data.options)
+    split = make_split(data, cfg.data.split, seed=cfg.run.seed, **cfg.data.split_options)
+    log.info("data %r loaded and split in %.1fs: %s", data, time.perf_counter() - t0, split.summary())
+    write_atomic(run_dir / "split.json", json.dumps(split.summary(), indent=2, default=str))
+
+    per_model = model_params(cfg.model.name, cfg.model.params)
+    rows, all_results, histories = [], {}, {}
+    for name in per_model:
+        seed_everything(cfg.run.seed)
+        model = build_model(
+            name, per_model[name], device=cfg.run.device, seed=cfg.run.seed,
+            train=cfg.train, eval_batch_size=cfg.eval.batch_size,
+        )
+        t = time.perf_counter()
+        model.fit(split.train, split.valid)
+        fit_s = time.perf_counter() - t
+        t = time.perf_counter()
+        res = evaluate(model, split, ks=cfg.eval.ks, metrics=cfg.eval.metrics, batch_size=cfg.eval.batch_size)
+        eval_s = time.perf_counter() - t
+        log.info("%s: fit %.1fs, eval %.1fs, %s", name, fit_s, eval_s, res.metrics)
+        model.save(run_dir / "models" / name)
+        all_results[name] = {**res.to_dict(), "fit_seconds": fit_s, "eval_seconds": eval_s}
+        if getattr(model, "history", None) is not None:
+            histories[name] = model.history.to_dict()
+        for group, metrics in res.metrics.items():
+            rows.append({"model": name, "group": group, "users": res.n_users[group], **metrics,
+                         "fit_s": fit_s, "eval_s": eval_s})
+
+    write_atomic(run_dir / "metrics.json", json.dumps(all_results, indent=2))
+    write_atomic(run_dir / "history.json", json.dumps(histories, indent=2))
+    _write_csv(run_dir / "metrics.csv", rows)
+    title = (f"{cfg.data.dataset} | split {split.kind} (seed {cfg.run.seed}) | "
+             f"{split.n_users} users, {split.n_items} items | full ranking, training items masked")
+    return title + "\n" + results_table(rows, cfg.eval.ks)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+        if rows:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    os.replace(tmp, path)
