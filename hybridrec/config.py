@@ -200,9 +200,9 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-def load_config(paths: list[str | os.PathLike] = (), overrides: list[str] = ()) -> Config:
-    """Merge YAML files (later wins) and ``key=value`` overrides into a validated Config."""
-    d: dict = {}
+def load_config(paths: list[str | os.PathLike] = (), overrides: list[str] = (), base: dict | None = None) -> Config:
+    """Merge ``base``, YAML files (later wins) and ``key=value`` overrides into a Config."""
+    d: dict = dict(base or {})
     for p in paths:
         p = Path(p)
         if not p.is_file():

@@ -62,7 +62,7 @@ def results_table(rows: list[dict], ks: list[int]) -> str:
         return "(no results)"
     metric_cols = [c for c in rows[0] if c not in ("model", "group", "users", "fit_s", "eval_s")]
     cols = ["model", "group", "users"] + metric_cols + ["fit_s", "eval_s"]
-    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    cells = [[f"{r[c]:.1f}" if c.endswith("_s") else _fmt(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     line = "  ".join(c.rjust(w) for c, w in zip(cols, widths))
     out = [line, "-" * len(line)]
@@ -71,13 +71,15 @@ def results_table(rows: list[dict], ks: list[int]) -> str:
 
 
 def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
-    return "" if v is None else str(v)
+    return f"{v:.4f}" if isinstance(v, float) else "" if v is None else str(v)
 
 
-def run_collab(cfg: Config, run_dir: Path) -> str:
-    """Train and evaluate each model of ``cfg.model.name`` (comma-separated) on one split."""
+def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: int = 20) -> str:
+    """Train and evaluate each model of ``cfg.model.name`` (comma-separated) on one split.
+
+    With ``new_items`` (a file of items with text and no interactions), each content-aware
+    model also ranks users for every new item into ``new_items_top_users.csv``.
+    """
     seed_everything(cfg.run.seed)
     t0 = time.perf_counter()
     data = load_dataset(cfg.data.dataset, cfg.data.path, **cfg.data.options)
@@ -86,7 +88,7 @@ def run_collab(cfg: Config, run_dir: Path) -> str:
     write_atomic(run_dir / "split.json", json.dumps(split.summary(), indent=2, default=str))
 
     per_model = model_params(cfg.model.name, cfg.model.params)
-    rows, all_results, histories = [], {}, {}
+    rows, all_results, histories, new_rows = [], {}, {}, []
     for name in per_model:
         seed_everything(cfg.run.seed)
         model = build_model(
@@ -101,6 +103,8 @@ def run_collab(cfg: Config, run_dir: Path) -> str:
         eval_s = time.perf_counter() - t
         log.info("%s: fit %.1fs, eval %.1fs, %s", name, fit_s, eval_s, res.metrics)
         model.save(run_dir / "models" / name)
+        if new_items is not None:
+            new_rows += _rank_users_for_new_items(model, name, new_items, top_k)
         all_results[name] = {**res.to_dict(), "fit_seconds": fit_s, "eval_seconds": eval_s}
         if getattr(model, "history", None) is not None:
             histories[name] = model.history.to_dict()
@@ -111,6 +115,8 @@ def run_collab(cfg: Config, run_dir: Path) -> str:
     write_atomic(run_dir / "metrics.json", json.dumps(all_results, indent=2))
     write_atomic(run_dir / "history.json", json.dumps(histories, indent=2))
     _write_csv(run_dir / "metrics.csv", rows)
+    if new_items is not None:
+        _write_csv(run_dir / "new_items_top_users.csv", new_rows)
     title = (f"{cfg.data.dataset} | split {split.kind} (seed {cfg.run.seed}) | "
              f"{split.n_users} users, {split.n_items} items | full ranking, training items masked")
     return title + "\n" + results_table(rows, cfg.eval.ks)
@@ -124,3 +130,16 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
             w.writeheader()
             w.writerows(rows)
     os.replace(tmp, path)
+
+
+def _rank_users_for_new_items(model, name: str, path: str, k: int) -> list[dict]:
+    """Top-``k`` users of each new item: rows (model, item_id, rank, user_id, score)."""
+    from .newitems import read_new_items
+
+    if not hasattr(model, "new_items"):
+        raise ConfigError(f"model {name!r} cannot score new items; use --mode hybrid or --mode cold")
+    new = model.new_items(read_new_items(path), where=str(path))
+    log.info("%s: ranking users for %d new items from %s", name, len(new), path)
+    return [{"model": name, "item_id": item, "rank": r + 1, "user_id": u, "score": float(s)}
+            for item, (users, scores) in model.top_users(new, k=k).items()
+            for r, (u, s) in enumerate(zip(users, scores))]

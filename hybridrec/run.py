@@ -19,7 +19,9 @@ import yaml
 from .config import Config, ConfigError, load_config
 
 MODES = ("collab", "cold", "hybrid", "llm", "compare")
-BUILT_MODES = ("collab",)
+BUILT_MODES = ("collab", "cold", "hybrid")
+#: Split used by the content-aware modes unless a config names one: cold items need holding out.
+MODE_SPLIT = {"cold": "cold_item", "hybrid": "cold_item"}
 log = logging.getLogger("hybridrec")
 
 
@@ -29,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Train and evaluate recommenders on one harness (full ranking, training items masked).",
     )
     p.add_argument("--mode", choices=MODES, help="what to run (default: from config, 'collab')")
-    p.add_argument("--model", help="model name, or several separated by commas (e.g. popularity,mf)")
+    p.add_argument("--model", help="collab: model name(s), comma-separated (e.g. popularity,mf); "
+                   "hybrid: the graph backbone (lightgcn or mf)")
     p.add_argument("--dataset", help="data set name (synthetic, ml-100k, ml-1m, ml-latest-small, gowalla, ...)")
     p.add_argument("--data-path", help="local folder or file of the data set")
     p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable; later wins)")
@@ -38,23 +41,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, help="seed for split, sampling and initialisation")
     p.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
     p.add_argument("--out-dir", help="parent folder of run folders (default: runs)")
+    p.add_argument("--new-items", metavar="FILE",
+                   help="cold/hybrid: CSV/TSV/Parquet of new items (item_id + text columns) to score "
+                        "after training; writes new_items_top_users.csv to the run folder")
+    p.add_argument("--top-k", type=int, default=20, help="users listed per new item (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    """Config files, then --set overrides, then the dedicated flags (which win)."""
+    """Config files, then --set overrides, then the dedicated flags (which win).
+
+    The mode picks the model family: ``cold`` trains ``content``, ``hybrid`` trains
+    ``hybrid`` (``--model`` then names its graph backbone), ``collab`` the named models.
+    """
     overrides = list(args.overrides)
     flags = {
         "run.mode": args.mode, "data.dataset": args.dataset, "data.path": args.data_path,
         "run.seed": args.seed, "run.device": args.device, "run.out_dir": args.out_dir,
     }
     overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
-    if args.model:
+    mode = args.mode or load_config(args.config, overrides).run.mode
+    if args.model and mode == "hybrid":
+        overrides.append(f"model.params.backbone={args.model}")
+    elif args.model:
         overrides.append(f"model.name={args.model}")
     if args.quiet:
         overrides.append("train.progress=false")
-    return load_config(args.config, overrides)
+    base = {"data": {"split": MODE_SPLIT[mode], "split_options": {}}} if mode in MODE_SPLIT else {}
+    cfg = load_config(args.config, overrides, base=base)
+    if mode == "cold":
+        cfg.model.name = "content"
+    elif mode == "hybrid":
+        cfg.model.name = "hybrid"
+    if args.new_items and mode not in ("cold", "hybrid"):
+        raise ConfigError("--new-items needs a content-aware model: use --mode hybrid or --mode cold")
+    return cfg
 
 
 def resolve_device(name: str) -> str:
@@ -107,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         cfg.run.device = resolve_device(cfg.run.device)
-        from .pipeline import model_params, run_collab  # heavy imports after argument checks
+        from .pipeline import model_params, run_models  # heavy imports after argument checks
 
         model_params(cfg.model.name, cfg.model.params)  # unknown models or settings fail here
     except (ConfigError, ValueError) as e:
@@ -119,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     log.info("run folder %s; config %s", run_dir, json.dumps(cfg.to_dict()))
     try:
-        report = run_collab(cfg, run_dir)
+        report = run_models(cfg, run_dir, new_items=args.new_items, top_k=args.top_k)
     except (ValueError, KeyError, FileNotFoundError) as e:
         log.debug("run failed", exc_info=True)  # the traceback goes to run.log only
         print(f"error: {e}", file=sys.stderr)

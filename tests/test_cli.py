@@ -43,3 +43,24 @@ def test_bad_settings_are_clear_errors(tmp_path, capsys, args, message):
     code = main(["--out-dir", str(tmp_path), "--quiet", *args])
     assert code != 0
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_hybrid_mode_scores_new_items(tmp_path, capsys):
+    """The default job's mode on a small catalogue, with the offline text model."""
+    new = tmp_path / "new.csv"
+    new.write_text("item_id,title,description\nbrand-new,Harbour Lights,A story of lighthouses and boats.\n")
+    code = main(["--mode", "hybrid", *SMALL, "--out-dir", str(tmp_path / "runs"),
+                 "--new-items", str(new), "--top-k", "4"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "hybrid" in out and "cold" in out and "warm" in out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    ranked = (run_dir / "new_items_top_users.csv").read_text().splitlines()
+    assert ranked[0] == "model,item_id,rank,user_id,score"
+    assert len(ranked) == 1 + 4 and all(",brand-new," in line for line in ranked[1:])
+
+
+def test_new_items_need_a_content_model(tmp_path, capsys):
+    assert main(["--mode", "collab", "--new-items", "x.csv", "--out-dir", str(tmp_path)]) == 2
+    assert "--mode hybrid" in capsys.readouterr().err

@@ -7,12 +7,14 @@ import torch
 from hybridrec.config import TrainConfig
 from hybridrec.data import UnknownIdError
 from hybridrec.models import MODELS, build_model, load_model
+from text_fakes import block_item_embeddings
 from toy import block_split
 
 FAST_TRAIN = TrainConfig(epochs=20, batch_size=64, lr=0.05, l2=1e-4, progress=False)
 TOY_PARAMS = {"dim": 4}  # the toy data has rank-2 structure
 PERSONALISED = [n for n in MODELS if n != "popularity"]
-TRAINED = [n for n in PERSONALISED if n != "gfcf"]
+TRAINED = [n for n in PERSONALISED if n not in ("gfcf", "content")]
+CONTENT_AWARE = ("content", "hybrid")  # fitted on toy content embeddings (the toy data has no text)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,8 @@ def split():
 
 @pytest.fixture(scope="module")
 def fitted(split):
-    return {name: _build(name).fit(split.train) for name in MODELS}
+    content = {"item_embeddings": block_item_embeddings(split.n_items)}
+    return {name: _build(name).fit(split.train, **(content if name in CONTENT_AWARE else {})) for name in MODELS}
 
 
 def _build(name, seed=0):

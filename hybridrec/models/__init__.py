@@ -11,8 +11,10 @@ import torch
 
 from ..data import Vocabulary
 from .base import Recommender, _accepted_settings
+from .content import ContentRecommender
 from .embedding import EmbeddingRecommender
 from .gfcf import GFCF
+from .hybrid import HybridModule, HybridRecommender
 from .lightgcn import LightGCN, LightGCNModule
 from .mf import MF, MFModule
 from .ngcf import NGCF, NGCFModule
@@ -20,6 +22,7 @@ from .popularity import Popularity
 
 MODELS: dict[str, type[Recommender]] = {
     "popularity": Popularity, "mf": MF, "lightgcn": LightGCN, "ngcf": NGCF, "gfcf": GFCF,
+    "content": ContentRecommender, "hybrid": HybridRecommender,
 }
 
 
@@ -82,5 +85,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Recommen
     return model
 
 
-__all__ = ["Recommender", "EmbeddingRecommender", "MF", "MFModule", "Popularity", "LightGCN", "LightGCNModule", "NGCF", "NGCFModule", "GFCF", "MODELS",
+__all__ = ["Recommender", "EmbeddingRecommender", "MF", "MFModule", "Popularity", "LightGCN", "LightGCNModule", "NGCF", "NGCFModule", "GFCF", "ContentRecommender",
+           "HybridRecommender", "HybridModule", "MODELS",
            "build_model", "load_model", "model_class"]
