@@ -51,7 +51,9 @@ def _csr_parts(m: sp.csr_matrix, device) -> tuple[np.ndarray, Tensor, Tensor]:
 def _plan(split: Split, target: str, groups, k_max: int, device):
     """Evaluated users, their seen-item mask and each group's targets."""
     if target == "test":
-        tgt, seen_parts = split.test, [split.train] + ([split.valid] if split.valid is not None else [])
+        tgt, seen_parts = split.test, [split.train]
+        if split.valid is not None:
+            seen_parts.append(split.valid)
     elif target == "valid":
         if split.valid is None:
             raise ValueError("target='valid' but the split has no validation set")
@@ -160,16 +162,21 @@ def evaluate(
     if batch_size is None:  # CPU: blocks over ~10 MiB cost a page-faulting allocation each
         budget = 2**28 if device.type != "cpu" else 10 * 2**18
         batch_size = max(1, min(budget // max(n_items, 1), 8192))
+    elif int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = int(batch_size)
     keys = M.metric_keys(names, ks)
-    store = {g.name: {k: torch.empty(n_eval, dtype=torch.float64, device=device) for k in keys} for g in plan}
+    store = {g.name: {k: torch.empty(n_eval, dtype=torch.float64, device=device) for k in keys}
+             for g in plan}
     users_t = torch.as_tensor(users, device=getattr(model, "device", device))
     full_rank = "mrr" in names
-    work: dict[str, Tensor] = {}
+    work: dict[str, Tensor] = {}  # per-group buffers for count_greater
+    neg_inf = torch.tensor(float("-inf"), device=device)
     for i0 in _batches(n_eval, batch_size, progress):
         i1 = min(i0 + batch_size, n_eval)
         scores = _check_scores(score_fn(users_t[i0:i1]), i1 - i0, n_items, device)
         a, z = s_ptr[i0], s_ptr[i1]
-        scores.index_put_((s_rows[a:z] - i0, s_cols[a:z]), torch.tensor(float("-inf"), dtype=scores.dtype, device=device))
+        scores.index_put_((s_rows[a:z] - i0, s_cols[a:z]), neg_inf.to(scores.dtype))
         batch_rows = torch.arange(i0, i1, device=device)
         for g in plan:
             sg = scores if g.items is None else scores.index_select(1, g.items)
@@ -192,8 +199,10 @@ def evaluate(
         keep = g.n_rel > 0
         n_users[g.name] = int(keep.sum())
         n_group_items[g.name] = g.n_items
-        result[g.name] = {k: float(v[keep].mean()) if n_users[g.name] else float("nan") for k, v in store[g.name].items()}
-    info = {"seconds": round(time.perf_counter() - start, 4), "batch_size": batch_size, "device": str(device)}
+        result[g.name] = {k: float(v[keep].mean()) if n_users[g.name] else float("nan")
+                          for k, v in store[g.name].items()}
+    info = {"seconds": round(time.perf_counter() - start, 4), "batch_size": batch_size,
+            "device": str(device)}
     return EvalResult(result, n_users, n_group_items, ks=ks, target=target, info=info)
 
 
@@ -205,7 +214,7 @@ def _batches(n: int, batch_size: int, progress: bool):
         from tqdm.auto import tqdm
     except ImportError:  # plain text fallback
         def report(it):
-            for j, i in enumerate(it):
+            for i in it:
                 print(f"\revaluating users {i}/{n}", end="", file=sys.stderr, flush=True)
                 yield i
             print(f"\revaluating users {n}/{n}", file=sys.stderr)

@@ -50,7 +50,9 @@ def format_table(
     return "\n".join([fmt(header)] + [fmt(r) for r in lines])
 
 
-def save_results(result: "EvalResult", run_dir: str | os.PathLike, name: str = "metrics") -> dict[str, Path]:
+def save_results(
+    result: "EvalResult", run_dir: str | os.PathLike, name: str = "metrics"
+) -> dict[str, Path]:
     """Write ``<name>.json`` (full result) and ``<name>.csv`` (long layout) into ``run_dir``.
 
     Both files are written atomically (temporary file + rename).

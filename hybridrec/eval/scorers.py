@@ -27,7 +27,8 @@ class EmbeddingScorer:
                 f"need [n_users, d] and [n_items, d] embeddings, got {tuple(user_emb.shape)} "
                 f"and {tuple(item_emb.shape)}"
             )
-        dtype = user_emb.dtype if user_emb.dtype in (torch.float32, torch.float64) else torch.float32
+        floats = (torch.float32, torch.float64)
+        dtype = user_emb.dtype if user_emb.dtype in floats else torch.float32
         self.device = torch.device(device) if device is not None else user_emb.device
         self.user_emb = user_emb.detach().to(self.device, dtype)
         self.item_emb = item_emb.detach().to(self.device, dtype)

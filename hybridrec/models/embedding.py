@@ -28,7 +28,7 @@ class EmbeddingRecommender(Recommender):
         train: BPR training settings (:class:`~hybridrec.config.TrainConfig` or a dict).
         seed: fixes initialisation and sampling.
         device: torch device.
-        eval_batch_size: users per batch in validation.
+        eval_batch_size: users per batch in validation (``None``: the evaluator chooses).
     """
 
     def __init__(
@@ -37,7 +37,7 @@ class EmbeddingRecommender(Recommender):
         train: TrainConfig | dict | None = None,
         seed: int = 0,
         device: str | torch.device = "cpu",
-        eval_batch_size: int = 1024,
+        eval_batch_size: int | None = None,
     ):
         super().__init__(device)
         self.dim = int(dim)
@@ -45,7 +45,7 @@ class EmbeddingRecommender(Recommender):
             train = TrainConfig(**(train or {}))
         self.train_config = train
         self.seed = int(seed)
-        self.eval_batch_size = int(eval_batch_size)
+        self.eval_batch_size = eval_batch_size
         self.module: nn.Module | None = None
         self.history: TrainHistory | None = None
         self._user_emb: torch.Tensor | None = None

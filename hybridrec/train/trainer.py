@@ -62,7 +62,7 @@ def train_bpr(
     *,
     seed: int = 0,
     device: str | torch.device = "cpu",
-    eval_batch_size: int = 1024,
+    eval_batch_size: int | None = None,
 ) -> TrainHistory:
     """Train ``module`` with BPR on ``train``; early-stop on ``valid`` if given.
 
