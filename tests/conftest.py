@@ -14,6 +14,16 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: end-to-end or real-data tests that take more than a few seconds"
     )
+    # caches (text embeddings, downloads) go to a fresh folder, never the user's own
+    import tempfile
+
+    os.environ["HYBRIDREC_CACHE"] = config._hybridrec_cache = tempfile.mkdtemp(prefix="hybridrec-test-cache-")
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    shutil.rmtree(getattr(config, "_hybridrec_cache", ""), ignore_errors=True)
 
 
 def _datasets_root() -> Path:
