@@ -106,8 +106,9 @@ def test_same_seed_same_model(split):
     assert not torch.equal(a.score_users(users), c.score_users(users))
 
 
-def test_mf_loss_goes_down(fitted):
-    losses = fitted["mf"].history.losses()
+@pytest.mark.parametrize("name", TRAINED)
+def test_bpr_loss_goes_down(fitted, name):
+    losses = fitted[name].history.losses()
     assert losses[-1] < 0.5 * losses[0]
 
 
