@@ -8,6 +8,7 @@ from torch import nn
 from ..data import Interactions
 from ..graph import BipartiteGraph
 from .embedding import EmbeddingRecommender
+from .mf import add_id_embeddings
 
 
 class LightGCNModule(nn.Module):
@@ -30,10 +31,7 @@ class LightGCNModule(nn.Module):
                  alphas: list[float] | None = None, init_std: float = 0.1):
         super().__init__()
         self.graph = graph
-        self.user = nn.Embedding(graph.n_users, dim)
-        self.item = nn.Embedding(graph.n_items, dim)
-        nn.init.normal_(self.user.weight, std=init_std)
-        nn.init.normal_(self.item.weight, std=init_std)
+        add_id_embeddings(self, graph.n_users, graph.n_items, dim, init_std)
         alphas = [1.0 / (n_layers + 1)] * (n_layers + 1) if alphas is None else list(alphas)
         if len(alphas) != n_layers + 1:
             raise ValueError(f"alphas needs n_layers + 1 = {n_layers + 1} weights, got {len(alphas)}")

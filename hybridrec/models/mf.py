@@ -9,6 +9,14 @@ from ..data import Interactions
 from .embedding import EmbeddingRecommender
 
 
+def add_id_embeddings(module: nn.Module, n_users: int, n_items: int, dim: int, init_std: float) -> None:
+    """Give ``module`` ``user`` and ``item`` embedding tables drawn from N(0, init_std^2)."""
+    module.user = nn.Embedding(n_users, dim)
+    module.item = nn.Embedding(n_items, dim)
+    nn.init.normal_(module.user.weight, std=init_std)
+    nn.init.normal_(module.item.weight, std=init_std)
+
+
 class MFModule(nn.Module):
     r"""User and item embedding tables; the score is their dot product.
 
@@ -23,10 +31,7 @@ class MFModule(nn.Module):
 
     def __init__(self, n_users: int, n_items: int, dim: int = 64, init_std: float = 0.1):
         super().__init__()
-        self.user = nn.Embedding(n_users, dim)
-        self.item = nn.Embedding(n_items, dim)
-        nn.init.normal_(self.user.weight, std=init_std)
-        nn.init.normal_(self.item.weight, std=init_std)
+        add_id_embeddings(self, n_users, n_items, dim, init_std)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user.weight, self.item.weight

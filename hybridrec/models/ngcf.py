@@ -9,6 +9,7 @@ from torch import nn
 from ..data import Interactions
 from ..graph import BipartiteGraph
 from .embedding import EmbeddingRecommender
+from .mf import add_id_embeddings
 
 
 class NGCFModule(nn.Module):
@@ -35,10 +36,7 @@ class NGCFModule(nn.Module):
                  dropout: float = 0.1, init_std: float = 0.1):
         super().__init__()
         self.graph = graph
-        self.user = nn.Embedding(graph.n_users, dim)
-        self.item = nn.Embedding(graph.n_items, dim)
-        nn.init.normal_(self.user.weight, std=init_std)
-        nn.init.normal_(self.item.weight, std=init_std)
+        add_id_embeddings(self, graph.n_users, graph.n_items, dim, init_std)
         self.w1 = nn.ModuleList(nn.Linear(dim, dim) for _ in range(n_layers))
         self.w2 = nn.ModuleList(nn.Linear(dim, dim) for _ in range(n_layers))
         for lin in [*self.w1, *self.w2]:
