@@ -48,8 +48,7 @@ class GFCF(Recommender):
 
     def fit(self, train: Interactions, valid: Interactions | None = None) -> "GFCF":
         self._remember(train)
-        self._build_filters()
-        norm = normalized_bipartite(self._seen)
+        norm = self._build_filters()
         k = min(self.n_factors, min(norm.shape) - 1)
         if self.alpha == 0 or k < 1:
             self._vt = torch.zeros(0, norm.shape[1], device=self.device)
@@ -60,13 +59,15 @@ class GFCF(Recommender):
             self._vt = randomized_right_singular(self._r_norm, self._r_norm_t, k, self.svd_iters, self.seed)
         return self
 
-    def _build_filters(self) -> None:
+    def _build_filters(self) -> sp.csr_matrix:
+        """Build the filters' tensors from the training matrix; returns ``R~`` (scipy)."""
         norm = normalized_bipartite(self._seen)
         di = np.asarray(self._seen.sum(axis=0)).ravel()
         self._r_norm = _to_torch_csr(norm, self.device)          # users x items
         self._r_norm_t = _to_torch_csr(norm.T.tocsr(), self.device)
         self._d_inv_sqrt = torch.as_tensor(np.where(di > 0, 1 / np.sqrt(np.maximum(di, 1)), 0), dtype=torch.float32, device=self.device)
         self._d_sqrt = torch.as_tensor(np.sqrt(di), dtype=torch.float32, device=self.device)
+        return norm
 
     def _user_rows(self, users: torch.Tensor) -> torch.Tensor:
         """Dense binary training rows of a batch, ``[B, n_items]``."""

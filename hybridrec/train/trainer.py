@@ -43,17 +43,6 @@ class TrainHistory:
         }
 
 
-class _Scorer:
-    """Scores from a module's current propagated embeddings (for validation)."""
-
-    def __init__(self, module: nn.Module):
-        with torch.no_grad():
-            self.users, self.items = module()
-
-    def score_users(self, users: torch.Tensor) -> torch.Tensor:
-        return self.users[users] @ self.items.T
-
-
 def train_bpr(
     module: nn.Module,
     train: Interactions,
@@ -111,10 +100,12 @@ def train_bpr(
             total += loss.detach()
         row = {"epoch": epoch, "loss": float(total) / n_batches, "seconds": time.perf_counter() - t0}
         if do_valid and epoch % cfg.eval_every == 0:
-            from ..eval import evaluate  # imported here: eval must not be needed to train
+            from ..eval import EmbeddingScorer, evaluate  # imported here: eval must not be needed to train
 
             module.eval()
-            res = evaluate(_Scorer(module), valid_split, ks=[k], metrics=[metric_name], batch_size=eval_batch_size)
+            with torch.no_grad():
+                scorer = EmbeddingScorer(*module())
+            res = evaluate(scorer, valid_split, ks=[k], metrics=[metric_name], batch_size=eval_batch_size)
             value = res.metrics["all"][cfg.valid_metric]
             row[cfg.valid_metric] = value
             if hist.best_value is None or value > hist.best_value:
