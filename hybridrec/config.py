@@ -1,6 +1,6 @@
 """Typed, validated run configuration.
 
-A run is described by five sections, each a dataclass whose fields are documented below.
+A run is described by six sections, each a dataclass whose fields are documented below.
 YAML files (``configs/*.yaml``) and ``--set section.key=value`` overrides are merged into
 these at the CLI edge (:func:`load_config`); the library itself only sees the typed objects.
 Unknown keys are errors, never silently ignored.
@@ -108,8 +108,8 @@ class RunConfig:
     """What the CLI does and where it writes.
 
     Attributes:
-        mode: ``collab`` (graph/collaborative models); later ``cold``, ``hybrid``, ``llm``,
-            ``compare``.
+        mode: ``collab`` (graph/collaborative models), ``cold`` (content only), ``hybrid``,
+            ``compare`` (every model of the ``compare`` section, several seeds), ``llm``.
         seed: fixes the split, sampling and initialisation.
         device: torch device, ``cpu`` or ``cuda``; ``auto`` picks cuda when available.
         out_dir: parent folder of run folders.
@@ -124,14 +124,40 @@ class RunConfig:
 
 
 @dataclass
+class CompareConfig:
+    """What ``--mode compare`` trains, over which seeds, and what it plots.
+
+    Attributes:
+        models: models trained and evaluated on the same split of every seed; registry
+            names plus ``random`` (uniform random scores, the floor).
+        seeds: one split, sampling and initialisation per seed; tables give mean and
+            standard deviation over them.
+        params: per-model settings on top of ``model.params``, e.g. ``{lightgcn: {n_layers: 2}}``.
+        thresholds: blend thresholds of the hybrid swept for the threshold plot (``.inf``
+            or ``inf`` = content only); empty skips the sweep.
+        sweep_seeds: how many of ``seeds`` (the first ones) the sweep runs on.
+        buckets: lower edges of the item popularity buckets (training interactions) of the
+            Recall@K-by-popularity plot.
+    """
+
+    models: list = field(default_factory=lambda: ["random", "popularity", "content", "mf", "lightgcn", "hybrid"])
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    params: dict = field(default_factory=dict)
+    thresholds: list = field(default_factory=lambda: [0, 10, 50, 100, 200, "inf"])
+    sweep_seeds: int = 1
+    buckets: list = field(default_factory=lambda: [0, 1, 10, 100])
+
+
+@dataclass
 class Config:
-    """A whole run: data, model, train, eval and run sections."""
+    """A whole run: data, model, train, eval, run and compare sections."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

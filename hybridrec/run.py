@@ -19,9 +19,9 @@ import yaml
 from .config import Config, ConfigError, load_config
 
 MODES = ("collab", "cold", "hybrid", "llm", "compare")
-BUILT_MODES = ("collab", "cold", "hybrid")
+BUILT_MODES = ("collab", "cold", "hybrid", "compare")
 #: Split used by the content-aware modes unless a config names one: cold items need holding out.
-MODE_SPLIT = {"cold": "cold_item", "hybrid": "cold_item"}
+MODE_SPLIT = {"cold": "cold_item", "hybrid": "cold_item", "compare": "cold_item"}
 log = logging.getLogger("hybridrec")
 
 
@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--mode", choices=MODES, help="what to run (default: from config, 'collab')")
     p.add_argument("--model", help="collab: model name(s), comma-separated (e.g. popularity,mf); "
-                   "hybrid: the graph backbone (lightgcn or mf)")
+                   "hybrid: the graph backbone (lightgcn or mf); compare: the models compared "
+                   "(default: compare.models)")
     p.add_argument("--dataset", help="data set name (synthetic, ml-100k, ml-1m, ml-latest-small, gowalla, ...)")
     p.add_argument("--data-path", help="local folder or file of the data set")
     p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable; later wins)")
@@ -64,7 +65,7 @@ def build_config(args: argparse.Namespace) -> Config:
     mode = args.mode or load_config(args.config, overrides).run.mode
     if args.model and mode == "hybrid":
         overrides.append(f"model.params.backbone={args.model}")
-    elif args.model:
+    elif args.model and mode != "compare":
         overrides.append(f"model.name={args.model}")
     if args.quiet:
         overrides.append("train.progress=false")
@@ -74,6 +75,8 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.model.name = "content"
     elif mode == "hybrid":
         cfg.model.name = "hybrid"
+    if mode == "compare" and args.model:
+        cfg.compare.models = [m.strip() for m in args.model.split(",") if m.strip()]
     if args.new_items and mode not in ("cold", "hybrid"):
         raise ConfigError("--new-items needs a content-aware model: use --mode hybrid or --mode cold")
     return cfg
@@ -90,7 +93,8 @@ def resolve_device(name: str) -> str:
 
 
 def make_run_dir(cfg: Config) -> Path:
-    name = cfg.run.name or f"{cfg.data.dataset}-{cfg.model.name.replace(',', '+')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    what = "compare" if cfg.run.mode == "compare" else cfg.model.name.replace(",", "+")
+    name = cfg.run.name or f"{cfg.data.dataset}-{what}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(cfg.run.out_dir) / name
     n = 1
     while run_dir.exists():
@@ -131,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg.run.device = resolve_device(cfg.run.device)
         from .pipeline import model_params, run_models  # heavy imports after argument checks
 
-        model_params(cfg.model.name, cfg.model.params)  # unknown models or settings fail here
+        if cfg.run.mode == "compare":
+            from .compare import check_compare_config, run_compare
+
+            check_compare_config(cfg)  # unknown models or settings fail here
+        else:
+            model_params(cfg.model.name, cfg.model.params)
     except (ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -141,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     log.info("run folder %s; config %s", run_dir, json.dumps(cfg.to_dict()))
     try:
-        report = run_models(cfg, run_dir, new_items=args.new_items, top_k=args.top_k)
+        if cfg.run.mode == "compare":
+            report = run_compare(cfg, run_dir, progress=cfg.train.progress)[1]
+        else:
+            report = run_models(cfg, run_dir, new_items=args.new_items, top_k=args.top_k)
     except (ValueError, KeyError, FileNotFoundError) as e:
         log.debug("run failed", exc_info=True)  # the traceback goes to run.log only
         print(f"error: {e}", file=sys.stderr)

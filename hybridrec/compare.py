@@ -1,0 +1,312 @@
+"""Compare mode: every model on the same splits, several seeds, mean and spread, plots.
+
+``python -m hybridrec.run --mode compare`` calls :func:`run_compare`. For each seed it
+draws one split (by default the cold-item split, so warm, cold and all items are compared
+side by side), trains every model of ``compare.models`` on it, evaluates them by full
+ranking on the groups ``all``/``warm``/``cold`` and on item popularity buckets, and times
+training and inference. The hybrid is also trained at each blend threshold of
+``compare.thresholds`` on the first ``compare.sweep_seeds`` seeds.
+
+Run folder files:
+
+* ``per_seed.csv``: one row per (model, seed, group) with every metric and the timings;
+* ``summary.csv`` / ``compare.json``: mean and standard deviation over seeds;
+* ``sweep.csv``: Recall/NDCG per blend threshold, seed and group;
+* ``metrics_by_model.png``, ``recall_by_popularity.png``, ``threshold_sweep.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .config import Config, ConfigError
+from .data import Split, load_dataset, make_split
+from .eval import evaluate
+from .eval.groups import default_groups, popularity_buckets
+from .models import build_model, model_class
+from .models.base import _accepted_settings
+
+log = logging.getLogger("hybridrec.compare")
+
+#: Model names compare mode knows besides the registry's.
+REFERENCE_MODELS = ("random",)
+SUMMARY_GROUPS = ("all", "warm", "cold")
+
+
+class RandomScores:
+    """Uniform random scores, a fresh draw per batch: the floor every model must clear."""
+
+    name = "random"
+
+    def __init__(self, n_items: int, seed: int):
+        self.n_items = n_items
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def fit(self, train, valid=None, **_):
+        return self
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        return torch.rand(len(users), self.n_items, generator=self.gen)
+
+
+@dataclass
+class CompareResult:
+    """Everything a compare run measured.
+
+    Attributes:
+        rows: one dict per (model, seed, group): metrics, ``users``, ``fit_s``, ``eval_s``.
+        sweep: one dict per (threshold, seed, group) of the hybrid's blend sweep.
+        info: data set, split, seeds and per-seed split summaries.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    sweep: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    def summary(self):
+        """Mean and standard deviation over seeds, one row per (model, group): a DataFrame."""
+        return summarise(self.rows, ["model", "group"])
+
+    def sweep_summary(self):
+        return summarise(self.sweep, ["threshold", "group"]) if self.sweep else None
+
+
+def summarise(rows: list[dict], keys: list[str]):
+    """Mean and sample standard deviation of every numeric column over seeds."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    values = [c for c in frame.columns if c not in keys + ["seed"] and frame[c].dtype.kind in "fi"]
+    out = frame.groupby(keys, sort=False)[values].agg(["mean", "std"])
+    out.columns = [f"{c}_{s}" for c, s in out.columns]
+    out.insert(0, "seeds", frame.groupby(keys, sort=False)["seed"].nunique())
+    return out.reset_index()
+
+
+def parse_threshold(t) -> float:
+    if isinstance(t, str) and t.strip().lower() in ("inf", ".inf", "infinity"):
+        return math.inf
+    try:
+        v = float(t)
+    except (TypeError, ValueError):
+        raise ConfigError(f"compare.thresholds: {t!r} is not a number or 'inf'") from None
+    if not v >= 0:
+        raise ConfigError(f"compare.thresholds: {t!r} must be >= 0")
+    return v
+
+
+def check_compare_config(cfg: Config) -> dict[str, dict]:
+    """Validate the compare section; returns each model's settings (``model.params``
+    entries the model takes, then ``compare.params[model]``)."""
+    cc = cfg.compare
+    if not cc.models:
+        raise ConfigError("compare.models is empty; list at least one model, e.g. [popularity, hybrid]")
+    if not cc.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in cc.seeds):
+        raise ConfigError(f"compare.seeds must be a non-empty list of integers, got {cc.seeds!r}")
+    if len(set(cc.seeds)) != len(cc.seeds):
+        raise ConfigError(f"compare.seeds repeats a seed: {cc.seeds}")
+    if cc.sweep_seeds < 0:
+        raise ConfigError("compare.sweep_seeds must be >= 0")
+    [parse_threshold(t) for t in cc.thresholds]
+    unknown = sorted(set(cc.params) - set(cc.models))
+    if unknown:
+        raise ConfigError(f"compare.params names {unknown}, which are not in compare.models {cc.models}")
+    per_model = {}
+    for name in cc.models:
+        if name in REFERENCE_MODELS:
+            per_model[name] = {}
+            continue
+        accepted = _accepted_settings(model_class(name))  # unknown names fail here
+        own = dict(cc.params.get(name) or {})
+        bad = sorted(set(own) - accepted)
+        if bad:
+            raise ConfigError(f"compare.params.{name}: {bad} are not settings of {name}; "
+                              f"its settings: {sorted(accepted)}")
+        per_model[name] = {**{k: v for k, v in cfg.model.params.items() if k in accepted}, **own}
+    return per_model
+
+
+def eval_groups(split: Split, ks, buckets) -> dict[str, np.ndarray]:
+    """all/warm/cold plus popularity buckets named ``pop <range>`` (buckets with fewer
+    than ``max(ks)`` items cannot fill a top-K list and are left out)."""
+    k_max = max(ks)
+    groups = default_groups(split, split.test.items, k_max)
+    counts = split.train.item_counts()
+    for name, mask in popularity_buckets(counts, buckets).items():
+        if mask.sum() >= k_max:
+            groups[f"pop {name}"] = mask
+        else:
+            log.warning("popularity bucket %s has %d items, fewer than k=%d: left out", name, mask.sum(), k_max)
+    return groups
+
+
+def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[CompareResult, str]:
+    """Train and evaluate every model of ``cfg.compare`` over its seeds; write the run folder.
+
+    Returns:
+        the :class:`CompareResult` and the text report (the mean/std table).
+    """
+    from .pipeline import seed_everything, write_atomic, _write_csv
+
+    per_model = check_compare_config(cfg)
+    cc = cfg.compare
+    thresholds = [parse_threshold(t) for t in cc.thresholds]
+    t0 = time.perf_counter()
+    data = load_dataset(cfg.data.dataset, cfg.data.path, **cfg.data.options)
+    log.info("data %r loaded in %.1fs", data, time.perf_counter() - t0)
+    result = CompareResult(info={"dataset": cfg.data.dataset, "split": cfg.data.split,
+                                 "split_options": cfg.data.split_options, "seeds": list(cc.seeds),
+                                 "models": list(cc.models), "splits": {}})
+    encoders: dict = {}
+    sweep_seeds = list(cc.seeds[:cc.sweep_seeds]) if thresholds else []
+    hybrid_params = per_model.get("hybrid") or {
+        k: v for k, v in cfg.model.params.items() if k in _accepted_settings(model_class("hybrid"))}
+    n_jobs = len(cc.seeds) * len(per_model) + len(sweep_seeds) * len(thresholds)
+    bar = tqdm(total=n_jobs, desc="compare", disable=not progress, unit="model")
+    for seed in cc.seeds:
+        seed_everything(seed)
+        split = make_split(data, cfg.data.split, seed=seed, **cfg.data.split_options)
+        result.info["splits"][seed] = split.summary()
+        log.info("seed %d split: %s", seed, split.summary())
+        groups = eval_groups(split, cfg.eval.ks, cc.buckets)
+        jobs = [(name, name, per_model[name]) for name in per_model]
+        if seed in sweep_seeds:
+            base = {k: v for k, v in hybrid_params.items() if k != "threshold"}
+            jobs += [(f"hybrid@{t:g}", "hybrid", {**base, "threshold": t}) for t in thresholds]
+        main_hybrid = None
+        for label, name, params in jobs:
+            bar.set_postfix_str(f"seed {seed} {label}")
+            if label.startswith("hybrid@") and main_hybrid is not None and \
+                    _same_threshold(main_hybrid[0], params["threshold"]):
+                metrics = main_hybrid[1]  # the main hybrid run already is this threshold
+                fit_s = eval_s = 0.0
+            else:
+                metrics, fit_s, eval_s, model = _fit_eval(name, params, split, seed, cfg, groups, encoders)
+                if label == "hybrid":
+                    main_hybrid = (model.threshold, metrics)
+            if label.startswith("hybrid@"):
+                t = params["threshold"]
+                result.sweep += [{"threshold": t, "seed": seed, "group": g, **m}
+                                 for g, m in metrics.items() if g in SUMMARY_GROUPS]
+            else:
+                result.rows += [{"model": label, "seed": seed, "group": g, **m, "fit_s": fit_s, "eval_s": eval_s}
+                                for g, m in metrics.items()]
+            bar.update(1)
+    bar.close()
+    result.info["seconds"] = time.perf_counter() - t0
+    _write(result, cfg, run_dir, write_atomic, _write_csv)
+    return result, report(result, cfg)
+
+
+def _same_threshold(a: float, b: float) -> bool:
+    return a == b or (math.isinf(a) and math.isinf(b))
+
+
+def _fit_eval(name, params, split, seed, cfg, groups, encoders):
+    from .pipeline import seed_everything
+
+    seed_everything(seed)
+    if name == "random":
+        model = RandomScores(split.n_items, seed)
+    else:
+        train = dataclasses.replace(cfg.train, progress=False)  # one bar for the whole comparison
+        model = build_model(name, params, device=cfg.run.device, seed=seed, train=train,
+                            eval_batch_size=cfg.eval.batch_size)
+    t = time.perf_counter()
+    if hasattr(model, "text_encoder"):  # content-aware: one encoder per text model, shared
+        key = (model.text_model, model.on_empty)
+        if key not in encoders:
+            encoders[key] = model.text_encoder(progress=False)
+        model.fit(split.train, split.valid, encoder=encoders[key])
+    else:
+        model.fit(split.train, split.valid)
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    res = evaluate(model, split, ks=cfg.eval.ks, metrics=cfg.eval.metrics, batch_size=cfg.eval.batch_size,
+                   groups=groups, device=cfg.run.device)
+    eval_s = time.perf_counter() - t
+    metrics = {g: {"users": res.n_users[g], **m} for g, m in res.metrics.items()}
+    log.info("seed %d %s %s: fit %.1fs, eval %.1fs, %s", seed, name, params, fit_s, eval_s,
+             {g: m for g, m in metrics.items() if g in SUMMARY_GROUPS})
+    return metrics, fit_s, eval_s, model
+
+
+def _write(result: CompareResult, cfg: Config, run_dir: Path, write_atomic, write_csv) -> None:
+    from . import plots
+
+    summary = result.summary()
+    write_csv(run_dir / "per_seed.csv", result.rows)
+    summary.to_csv(run_dir / "summary.csv", index=False)
+    doc = {**result.info, "summary": summary.to_dict(orient="records")}
+    if result.sweep:
+        write_csv(run_dir / "sweep.csv", [{**r, "threshold": _fmt_t(r["threshold"])} for r in result.sweep])
+        doc["sweep"] = result.sweep_summary().assign(
+            threshold=lambda f: f["threshold"].map(_fmt_t)).to_dict(orient="records")
+    write_atomic(run_dir / "compare.json", json.dumps(doc, indent=2, default=_json_default))
+    title = f"{cfg.data.dataset}, {cfg.data.split} split, seeds {list(cfg.compare.seeds)}"
+    k = max(cfg.eval.ks)
+    plots.metrics_by_model(summary, run_dir / "metrics_by_model.png", title=title, k=k)
+    plots.recall_by_popularity(summary, run_dir / "recall_by_popularity.png", title=title, k=k)
+    if result.sweep:
+        sweep_title = f"{cfg.data.dataset}, {cfg.data.split} split, seeds {list(cfg.compare.seeds[:cfg.compare.sweep_seeds])}"
+        plots.threshold_sweep(result.sweep_summary(), run_dir / "threshold_sweep.png", title=sweep_title, k=k)
+
+
+def _fmt_t(t: float) -> str:
+    return "inf" if math.isinf(t) else f"{t:g}"
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    return str(o)
+
+
+def report(result: CompareResult, cfg: Config) -> str:
+    """Mean +- std over seeds for every model on all/warm/cold, plus the timings."""
+    summary = result.summary()
+    metrics = [f"{m}@{k}" for m in cfg.eval.metrics if m != "mrr" for k in cfg.eval.ks]
+    metrics += ["mrr"] if "mrr" in cfg.eval.metrics else []
+    groups = [g for g in SUMMARY_GROUPS if g in set(summary["group"])]
+    n = len(cfg.compare.seeds)
+    head = (f"{cfg.data.dataset} | split {cfg.data.split} | seeds {list(cfg.compare.seeds)} | "
+            f"full ranking, training items masked | mean +- std over {n} seed{'s' if n > 1 else ''}")
+    cols = ["model", "group"] + metrics + ["fit_s", "eval_s"]
+    lines = []
+    for _, r in summary[summary["group"].isin(groups)].iterrows():
+        cells = [r["model"], r["group"]]
+        cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics]
+        cells += [f"{r['fit_s_mean']:.1f}", f"{r['eval_s_mean']:.2f}"]
+        lines.append(cells)
+    widths = [max(len(c), *(len(row[i]) for row in lines)) for i, c in enumerate(cols)]
+    out = [head, "  ".join(c.rjust(w) for c, w in zip(cols, widths))]
+    out.append("-" * len(out[-1]))
+    out += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in lines]
+    sweep = result.sweep_summary()
+    if sweep is not None:
+        k = max(cfg.eval.ks)
+        out.append(f"\nhybrid blend threshold sweep, recall@{k} (seeds {list(cfg.compare.seeds[:cfg.compare.sweep_seeds])})")
+        out.append("threshold  " + "  ".join(f"{g:>15}" for g in groups))
+        for t in dict.fromkeys(sweep["threshold"]):
+            cells = []
+            for g in groups:
+                r = sweep[(sweep["threshold"] == t) & (sweep["group"] == g)]
+                cells.append(_pm(r.iloc[0][f"recall@{k}_mean"], r.iloc[0][f"recall@{k}_std"]) if len(r) else "-")
+            out.append(f"{_fmt_t(t):>9}  " + "  ".join(f"{c:>15}" for c in cells))
+    return "\n".join(out)
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{mean:.4f}" if std != std else f"{mean:.4f}+-{std:.4f}"  # std is NaN with one seed

@@ -1,0 +1,105 @@
+"""Compare mode: every model on the same splits over several seeds, tables, files and plots."""
+
+import csv
+import json
+
+import pytest
+
+from hybridrec.compare import check_compare_config, parse_threshold, run_compare
+from hybridrec.config import ConfigError, load_config
+from hybridrec.run import main
+
+SMALL = ["data.options={n_users: 300, n_items: 200}", "train.epochs=3", "train.progress=false",
+         "data.split=cold_item", "data.split_options={}"]
+
+
+def small_config(*extra):
+    return load_config(overrides=[*SMALL, *extra])
+
+
+def test_compare_without_text_models(tmp_path):
+    cfg = small_config("compare.models=[random, popularity, mf]", "compare.seeds=[0, 1]",
+                       "compare.thresholds=[]")
+    result, report = run_compare(cfg, tmp_path, progress=False)
+    summary = result.summary()
+    for model in ("random", "popularity", "mf"):
+        for group in ("all", "warm", "cold"):
+            row = summary[(summary["model"] == model) & (summary["group"] == group)]
+            assert len(row) == 1 and row.iloc[0]["seeds"] == 2
+    assert "pop 0" in set(summary["group"]) and len({g for g in summary["group"] if g.startswith("pop ")}) >= 2
+    # random ranking of the whole catalogue: Recall@20 near 20 / n_items for every user
+    rnd = summary[(summary["model"] == "random") & (summary["group"] == "all")].iloc[0]
+    assert 0.5 * 20 / 200 < rnd["recall@20_mean"] < 1.5 * 20 / 200
+    pop = summary[(summary["model"] == "popularity") & (summary["group"] == "warm")].iloc[0]
+    warm_rnd = summary[(summary["model"] == "random") & (summary["group"] == "warm")].iloc[0]
+    assert pop["recall@20_mean"] > 1.5 * warm_rnd["recall@20_mean"]
+    assert "mean +- std over 2 seeds" in report and "popularity" in report
+    for name in ("per_seed.csv", "summary.csv", "compare.json", "metrics_by_model.png",
+                 "recall_by_popularity.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert not (tmp_path / "threshold_sweep.png").exists()
+    rows = list(csv.DictReader((tmp_path / "per_seed.csv").open()))
+    assert {r["seed"] for r in rows} == {"0", "1"}
+    doc = json.loads((tmp_path / "compare.json").read_text())
+    assert doc["seeds"] == [0, 1] and set(doc["splits"]) == {"0", "1"}
+
+
+def test_same_seeds_same_table(tmp_path):
+    cfg = small_config("compare.models=[popularity, mf]", "compare.seeds=[3]", "compare.thresholds=[]")
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        rows = run_compare(cfg, tmp_path / name, progress=False)[0].rows
+        runs.append([{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows])  # timings differ
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("compare.models=[popularity, nope]", "valid models"),
+    ("compare.models=[]", "empty"),
+    ("compare.seeds=[1, 1]", "repeats"),
+    ("compare.params={lightgcn: {n_layers: 2}}", "not in compare.models"),
+    ("compare.params={mf: {n_layers: 2}}", "not settings of mf"),
+    ("compare.thresholds=[10, lots]", "not a number"),
+])
+def test_bad_compare_settings(override, message):
+    cfg = small_config("compare.models=[popularity, mf]", override)
+    with pytest.raises((ConfigError, ValueError), match=message):
+        check_compare_config(cfg)
+
+
+def test_threshold_parsing():
+    assert parse_threshold("inf") == float("inf") and parse_threshold(".inf") == float("inf")
+    assert parse_threshold(50) == 50.0
+    with pytest.raises(ConfigError):
+        parse_threshold(-1)
+
+
+@pytest.mark.slow
+def test_compare_mode_cli_with_text_models_and_sweep(tmp_path, capsys):
+    """The whole mode through the CLI: content and hybrid with the offline text model."""
+    args = ["--mode", "compare", "--out-dir", str(tmp_path), "--quiet",
+            "--model", "random,content,lightgcn,hybrid"]
+    for s in SMALL[:2] + ["compare.seeds=[0, 1]", "compare.thresholds=[0, 100, inf]"]:
+        args += ["--set", s]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "hybrid blend threshold sweep" in out and "content" in out
+    (run_dir,) = tmp_path.iterdir()
+    assert run_dir.name.startswith("synthetic-compare-")
+    for name in ("summary.csv", "sweep.csv", "threshold_sweep.png", "metrics_by_model.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    sweep = list(csv.DictReader((run_dir / "sweep.csv").open()))
+    assert {r["threshold"] for r in sweep} == {"0", "100", "inf"}
+    doc = json.loads((run_dir / "compare.json").read_text())
+    rows = {(r["model"], r["group"]): r for r in doc["summary"]}
+    # items never trained on: content-based scoring beats random ranking among them
+    assert rows[("content", "cold")]["recall@20_mean"] > 1.2 * rows[("random", "cold")]["recall@20_mean"]
+    assert rows[("hybrid", "cold")]["recall@20_mean"] > 1.2 * rows[("random", "cold")]["recall@20_mean"]
+    # the sweep's tau = 100 is the main hybrid run itself
+    main_all = rows[("hybrid", "all")]["recall@20_mean"]
+    tau100 = [float(r["recall@20"]) for r in sweep if r["threshold"] == "100" and r["group"] == "all"]
+    assert tau100 == [pytest.approx(float([r for r in csv.DictReader((run_dir / "per_seed.csv").open())
+                                            if r["model"] == "hybrid" and r["group"] == "all"
+                                            and r["seed"] == "0"][0]["recall@20"]))]
+    assert main_all > 0
