@@ -55,8 +55,24 @@ def test_learns_the_blocks(fitted, split, name):
 
 def test_popularity_known_answer(fitted, split):
     ids, scores = fitted["popularity"].recommend("u20", k=3, exclude_seen=False)
-    assert ids[0] == "a0" and scores[0] == 12.0  # every block-A user has a0 in training
+    assert ids[0] == "a0" and int(scores[0]) == 12  # every block-A user has a0 in training
     assert list(scores) == sorted(scores, reverse=True)
+
+
+def test_popularity_breaks_ties_by_seeded_random_order():
+    """Items never seen in training are not ranked by item index (which often encodes age)."""
+    from hybridrec.data import Interactions, Vocabulary
+
+    train = Interactions(np.array([0, 0, 1]), np.array([0, 1, 1]), Vocabulary(["u1", "u2"], kind="user"),
+                         Vocabulary([f"i{j}" for j in range(200)], kind="item"))
+    order = {}
+    for seed in (0, 1):
+        model = build_model("popularity", seed=seed).fit(train)
+        s = model.score_users(torch.tensor([0]))[0]
+        assert s.argmax() == 1 and int(s[0]) == 1 and torch.all(s[2:] < 1)  # counts decide first
+        order[seed] = torch.argsort(s[2:], descending=True)
+    assert not torch.equal(order[0], torch.arange(198))  # not index order
+    assert not torch.equal(order[0], order[1])  # the seed decides
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

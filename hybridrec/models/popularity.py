@@ -13,17 +13,26 @@ class Popularity(Recommender):
 
     It is the floor any personalised model must clear; on the Gowalla LightGCN split it gives
     Recall@20 of about 0.042.
+
+    Items with equal counts (above all the items with none, e.g. cold items) are ordered by
+    a seeded random permutation rather than by item index: index order often follows
+    release date or popularity in real catalogues and would leak into the ranking. The
+    tie-breaker adds less than 0.5 to a count, so it never reorders different counts.
     """
 
     name = "popularity"
 
-    def __init__(self, device="cpu"):
+    def __init__(self, device="cpu", seed: int = 0):
         super().__init__(device)
+        self.seed = int(seed)
         self._counts: torch.Tensor | None = None
 
     def fit(self, train: Interactions, valid: Interactions | None = None) -> "Popularity":
         self._remember(train)
-        self._counts = torch.as_tensor(train.item_counts(), dtype=torch.float32, device=self.device)
+        counts = torch.as_tensor(train.item_counts(), dtype=torch.float32)
+        gen = torch.Generator().manual_seed(self.seed)
+        ties = torch.randperm(len(counts), generator=gen).float() / (2 * max(len(counts), 1))  # in [0, 0.5)
+        self._counts = (counts + ties).to(self.device)
         return self
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
@@ -36,7 +45,7 @@ class Popularity(Recommender):
         return self
 
     def settings(self):
-        return {}
+        return {"seed": self.seed}
 
     def _state(self):
         return {}, {"counts": self._counts}
