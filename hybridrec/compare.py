@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import Config, ConfigError
 from .data import Split, load_dataset, make_split

@@ -211,7 +211,7 @@ def _batches(n: int, batch_size: int, progress: bool):
     if not progress:
         return starts
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:  # plain text fallback
         def report(it):
             for i in it:

@@ -53,7 +53,9 @@ class ContentAware:
         """A :class:`~hybridrec.text.TextEncoder` for this model's ``text_model`` and device."""
         from ..text import TextEncoder
 
-        options = {"device": self.device, "batch_size": self.text_batch_size, "on_empty": self.on_empty, **options}
+        progress = getattr(getattr(self, "train_config", None), "progress", True)  # follows train.progress
+        options = {"device": self.device, "batch_size": self.text_batch_size, "on_empty": self.on_empty,
+                   "progress": progress, **options}
         return TextEncoder(self.text_model, **options)
 
     @property

@@ -9,6 +9,7 @@ a run whose embeddings are all cached never loads it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -152,7 +153,7 @@ class TextEncoder:
 
     def _run(self, texts: list[str]) -> torch.Tensor:
         """The model's outputs for ``texts``, in batches of similar length (less padding)."""
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         model = self.model
         order = sorted(range(len(texts)), key=lambda k: -len(texts[k]))
@@ -201,6 +202,29 @@ def _load(name: str, device: torch.device):
     p = Path(name).expanduser()
     if name == DEFAULT_MODEL and default_model_path() is not None:
         p = Path(default_model_path())
+    with _no_load_bars():
+        return _load_model(SentenceTransformer, name, p, device)
+
+
+@contextlib.contextmanager
+def _no_load_bars():
+    """Silence transformers' per-tensor "Loading weights" bars (a load takes well under a
+    second; the bars only fill logs)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
+def _load_model(SentenceTransformer, name: str, p: Path, device: torch.device):
     if p.is_dir():
         try:
             return SentenceTransformer(str(p), device=str(device))
