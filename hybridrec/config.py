@@ -1,6 +1,6 @@
 """Typed, validated run configuration.
 
-A run is described by six sections, each a dataclass whose fields are documented below.
+A run is described by seven sections, each a dataclass whose fields are documented below.
 YAML files (``configs/*.yaml``) and ``--set section.key=value`` overrides are merged into
 these at the CLI edge (:func:`load_config`); the library itself only sees the typed objects.
 Unknown keys are errors, never silently ignored.
@@ -149,8 +149,31 @@ class CompareConfig:
 
 
 @dataclass
+class CandidatesConfig:
+    """The candidate-ranking protocol of ``--mode llm``: every model ranks the same lists.
+
+    Attributes:
+        n_candidates: list length N: each test user's held-out item plus N - 1 items drawn
+            uniformly from those the user never interacted with.
+        n_users: a seeded sample of test users (the LLM costs seconds per user);
+            ``null`` = every test user.
+        pool: where negatives come from: ``all`` items or ``train`` (items with a
+            training interaction).
+        ks: cut-offs, each at most ``n_candidates``.
+        baselines: models evaluated on the same lists next to the LLM (registry names,
+            trained with the ``train`` section; content-aware ones encode item text).
+    """
+
+    n_candidates: int = 20
+    n_users: int | None = 100
+    pool: str = "all"
+    ks: list = field(default_factory=lambda: [1, 5, 10])
+    baselines: list = field(default_factory=lambda: ["popularity"])
+
+
+@dataclass
 class Config:
-    """A whole run: data, model, train, eval, run and compare sections."""
+    """A whole run: data, model, train, eval, run, compare and candidates sections."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -158,6 +181,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    candidates: CandidatesConfig = field(default_factory=CandidatesConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -19,7 +19,6 @@ import yaml
 from .config import Config, ConfigError, load_config
 
 MODES = ("collab", "cold", "hybrid", "llm", "compare")
-BUILT_MODES = ("collab", "cold", "hybrid", "compare")
 #: Split used by the content-aware modes unless a config names one: cold items need holding out.
 MODE_SPLIT = {"cold": "cold_item", "hybrid": "cold_item", "compare": "cold_item"}
 log = logging.getLogger("hybridrec")
@@ -33,7 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mode", choices=MODES, help="what to run (default: from config, 'collab')")
     p.add_argument("--model", help="collab: model name(s), comma-separated (e.g. popularity,mf); "
                    "hybrid: the graph backbone (lightgcn or mf); compare: the models compared "
-                   "(default: compare.models)")
+                   "(default: compare.models); llm: a causal LM folder or hub name (default: the "
+                   "offline SmolLM2-135M-Instruct)")
     p.add_argument("--dataset", help="data set name (synthetic, ml-100k, ml-1m, ml-latest-small, gowalla, ...)")
     p.add_argument("--data-path", help="local folder or file of the data set")
     p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable; later wins)")
@@ -65,7 +65,7 @@ def build_config(args: argparse.Namespace) -> Config:
     mode = args.mode or load_config(args.config, overrides).run.mode
     if args.model and mode == "hybrid":
         overrides.append(f"model.params.backbone={args.model}")
-    elif args.model and mode != "compare":
+    elif args.model and mode not in ("compare", "llm"):
         overrides.append(f"model.name={args.model}")
     if args.quiet:
         overrides.append("train.progress=false")
@@ -75,6 +75,10 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.model.name = "content"
     elif mode == "hybrid":
         cfg.model.name = "hybrid"
+    if mode == "llm":
+        cfg.model.name = "llm"
+        if args.model:
+            cfg.model.params["model"] = args.model
     if mode == "compare" and args.model:
         cfg.compare.models = [m.strip() for m in args.model.split(",") if m.strip()]
     if args.new_items and mode not in ("cold", "hybrid"):
@@ -93,7 +97,7 @@ def resolve_device(name: str) -> str:
 
 
 def make_run_dir(cfg: Config) -> Path:
-    what = "compare" if cfg.run.mode == "compare" else cfg.model.name.replace(",", "+")
+    what = cfg.run.mode if cfg.run.mode in ("compare", "llm") else cfg.model.name.replace(",", "+")
     name = cfg.run.name or f"{cfg.data.dataset}-{what}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(cfg.run.out_dir) / name
     n = 1
@@ -125,13 +129,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-        if cfg.run.mode not in BUILT_MODES:
-            print(
-                f"--mode {cfg.run.mode} is not built yet in this version of hybridrec. "
-                f"Available now: {', '.join(BUILT_MODES)} (e.g. python -m hybridrec.run --mode collab --model mf).",
-                file=sys.stderr,
-            )
-            return 2
         cfg.run.device = resolve_device(cfg.run.device)
         from .pipeline import model_params, run_models  # heavy imports after argument checks
 
@@ -139,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             from .compare import check_compare_config, run_compare
 
             check_compare_config(cfg)  # unknown models or settings fail here
+        elif cfg.run.mode == "llm":
+            from .pipeline_llm import check_llm_config, run_llm
+
+            check_llm_config(cfg)
         else:
             model_params(cfg.model.name, cfg.model.params)
     except (ConfigError, ValueError) as e:
@@ -152,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if cfg.run.mode == "compare":
             report = run_compare(cfg, run_dir, progress=cfg.train.progress)[1]
+        elif cfg.run.mode == "llm":
+            report = run_llm(cfg, run_dir)
         else:
             report = run_models(cfg, run_dir, new_items=args.new_items, top_k=args.top_k)
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:  # data, settings, models
         log.debug("run failed", exc_info=True)  # the traceback goes to run.log only
         print(f"error: {e}", file=sys.stderr)
         return 1
