@@ -40,6 +40,8 @@ log = logging.getLogger("hybridrec.compare")
 
 #: Model names compare mode knows besides the registry's.
 REFERENCE_MODELS = ("random",)
+#: Models that cannot rank a whole catalogue: evaluated on the candidate protocol only.
+CANDIDATE_ONLY = ("llm",)
 SUMMARY_GROUPS = ("all", "warm", "cold")
 
 
@@ -66,11 +68,14 @@ class CompareResult:
     Attributes:
         rows: one dict per (model, seed, group): metrics, ``users``, ``fit_s``, ``eval_s``.
         sweep: one dict per (threshold, seed, group) of the hybrid's blend sweep.
+        candidates: one dict per (model, seed, group) on the candidate protocol (with the
+            LLM; every model ranks the same lists).
         info: data set, split, seeds and per-seed split summaries.
     """
 
     rows: list[dict] = field(default_factory=list)
     sweep: list[dict] = field(default_factory=list)
+    candidates: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)
 
     def summary(self):
@@ -79,6 +84,9 @@ class CompareResult:
 
     def sweep_summary(self):
         return summarise(self.sweep, ["threshold", "group"]) if self.sweep else None
+
+    def candidates_summary(self):
+        return summarise(self.candidates, ["model", "group"]) if self.candidates else None
 
 
 def summarise(rows: list[dict], keys: list[str]):
@@ -118,6 +126,8 @@ def check_compare_config(cfg: Config) -> dict[str, dict]:
     if cc.sweep_seeds < 0:
         raise ConfigError("compare.sweep_seeds must be >= 0")
     [parse_threshold(t) for t in cc.thresholds]
+    if cc.candidate_seeds < 0:
+        raise ConfigError("compare.candidate_seeds must be >= 0")
     unknown = sorted(set(cc.params) - set(cc.models))
     if unknown:
         raise ConfigError(f"compare.params names {unknown}, which are not in compare.models {cc.models}")
@@ -125,6 +135,15 @@ def check_compare_config(cfg: Config) -> dict[str, dict]:
     for name in cc.models:
         if name in REFERENCE_MODELS:
             per_model[name] = {}
+            continue
+        if name in CANDIDATE_ONLY:
+            from .llm.ranker import LLMRanker
+
+            own = dict(cc.params.get(name) or {})
+            bad = sorted(set(own) - (_accepted_settings(LLMRanker) - {"device", "tokenizer"}))
+            if bad:
+                raise ConfigError(f"compare.params.llm: {bad} are not settings of the LLM ranker")
+            per_model[name] = own
             continue
         accepted = _accepted_settings(model_class(name))  # unknown names fail here
         own = dict(cc.params.get(name) or {})
@@ -171,7 +190,10 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
     sweep_seeds = list(cc.seeds[:cc.sweep_seeds]) if thresholds else []
     hybrid_params = per_model.get("hybrid") or {
         k: v for k, v in cfg.model.params.items() if k in _accepted_settings(model_class("hybrid"))}
-    n_jobs = len(cc.seeds) * len(per_model) + len(sweep_seeds) * len(thresholds)
+    with_llm = [n for n in per_model if n in CANDIDATE_ONLY]
+    cand_seeds = list(cc.seeds[:cc.candidate_seeds]) if with_llm else []
+    full = {n: p for n, p in per_model.items() if n not in CANDIDATE_ONLY}
+    n_jobs = len(cc.seeds) * len(full) + len(sweep_seeds) * len(thresholds) + len(cand_seeds)
     bar = tqdm(total=n_jobs, desc="compare", disable=not progress, unit="model")
     for seed in cc.seeds:
         seed_everything(seed)
@@ -179,7 +201,8 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
         result.info["splits"][seed] = split.summary()
         log.info("seed %d split: %s", seed, split.summary())
         groups = eval_groups(split, cfg.eval.ks, cc.buckets)
-        jobs = [(name, name, per_model[name]) for name in per_model]
+        jobs = [(name, name, full[name]) for name in full]
+        fitted = {}
         if seed in sweep_seeds:
             base = {k: v for k, v in hybrid_params.items() if k != "threshold"}
             jobs += [(f"hybrid@{t:g}", "hybrid", {**base, "threshold": t}) for t in thresholds]
@@ -192,6 +215,8 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
                 fit_s = eval_s = 0.0
             else:
                 metrics, fit_s, eval_s, model = _fit_eval(name, params, split, seed, cfg, groups, encoders)
+                if not label.startswith("hybrid@"):
+                    fitted[label] = (model, fit_s)
                 if label == "hybrid":
                     main_hybrid = (model.threshold, metrics)
             if label.startswith("hybrid@"):
@@ -202,10 +227,37 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
                 result.rows += [{"model": label, "seed": seed, "group": g, **m, "fit_s": fit_s, "eval_s": eval_s}
                                 for g, m in metrics.items()]
             bar.update(1)
+        if seed in cand_seeds:
+            bar.set_postfix_str(f"seed {seed} candidate protocol with {', '.join(with_llm)}")
+            result.candidates += _candidate_protocol(split, seed, cfg, fitted, {n: per_model[n] for n in with_llm})
+            bar.update(1)
     bar.close()
     result.info["seconds"] = time.perf_counter() - t0
     _write(result, cfg, run_dir, write_atomic, _write_csv)
     return result, report(result, cfg)
+
+
+def _candidate_protocol(split, seed, cfg, fitted, llms) -> list[dict]:
+    """Every fitted model and each LLM on the same candidate lists of this seed's split."""
+    from .eval.candidates import build_candidates, evaluate_candidates
+    from .llm.ranker import LLMRanker
+
+    c = cfg.candidates
+    cands = build_candidates(split, c.n_candidates, n_users=c.n_users, seed=seed, pool=c.pool)
+    scorers = dict(fitted)
+    for name, params in llms.items():
+        t = time.perf_counter()
+        scorers[name] = (LLMRanker(**params, device=cfg.run.device, seed=seed).fit(split.train),
+                         time.perf_counter() - t)
+    rows = []
+    for label, (model, fit_s) in scorers.items():
+        res = evaluate_candidates(model, cands, ks=c.ks)
+        cost = {k: res.info[k] for k in ("prompt_tokens_per_user", "scored_tokens_per_user", "seconds_per_user")
+                if k in res.info}
+        rows += [{"model": label, "seed": seed, "group": g, "users": res.n_users[g], **m,
+                  "fit_s": fit_s, "eval_s": res.info["seconds"], **cost} for g, m in res.metrics.items()]
+        log.info("seed %d candidates %s: %s %s", seed, label, res.metrics.get("all"), cost)
+    return rows
 
 
 def _same_threshold(a: float, b: float) -> bool:
@@ -252,14 +304,32 @@ def _write(result: CompareResult, cfg: Config, run_dir: Path, write_atomic, writ
         write_csv(run_dir / "sweep.csv", [{**r, "threshold": _fmt_t(r["threshold"])} for r in result.sweep])
         doc["sweep"] = result.sweep_summary().assign(
             threshold=lambda f: f["threshold"].map(_fmt_t)).to_dict(orient="records")
+    if result.candidates:
+        cand = result.candidates_summary()
+        write_csv(run_dir / "candidates.csv", result.candidates)
+        doc["candidates"] = {"n_candidates": cfg.candidates.n_candidates, "n_users": cfg.candidates.n_users,
+                             "seeds": list(cfg.compare.seeds[:cfg.compare.candidate_seeds]),
+                             "random": _random_reference(cfg), "summary": cand.to_dict(orient="records")}
     write_atomic(run_dir / "compare.json", json.dumps(doc, indent=2, default=_json_default))
     title = f"{cfg.data.dataset}, {cfg.data.split} split, seeds {list(cfg.compare.seeds)}"
     k = max(cfg.eval.ks)
     plots.metrics_by_model(summary, run_dir / "metrics_by_model.png", title=title, k=k)
     plots.recall_by_popularity(summary, run_dir / "recall_by_popularity.png", title=title, k=k)
+    if result.candidates:
+        c = cfg.candidates
+        plots.metrics_by_model(result.candidates_summary(), run_dir / "candidates_by_model.png",
+                               title=f"{title}; {c.n_candidates} candidates per user, {c.n_users or 'all'} users",
+                               k=max(c.ks), metrics=("ndcg", "hitrate"),
+                               reference=_random_reference(cfg))
     if result.sweep:
         sweep_title = f"{cfg.data.dataset}, {cfg.data.split} split, seeds {list(cfg.compare.seeds[:cfg.compare.sweep_seeds])}"
         plots.threshold_sweep(result.sweep_summary(), run_dir / "threshold_sweep.png", title=sweep_title, k=k)
+
+
+def _random_reference(cfg: Config) -> dict[str, float]:
+    from .eval.candidates import random_reference
+
+    return random_reference(cfg.candidates.n_candidates, cfg.candidates.ks)
 
 
 def _fmt_t(t: float) -> str:
@@ -294,6 +364,22 @@ def report(result: CompareResult, cfg: Config) -> str:
     out = [head, "  ".join(c.rjust(w) for c, w in zip(cols, widths))]
     out.append("-" * len(out[-1]))
     out += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in lines]
+    cand = result.candidates_summary()
+    if cand is not None:
+        c = cfg.candidates
+        k = max(c.ks)
+        cols = [f"ndcg@{k}", f"hitrate@{k}", "mrr"]
+        seeds = list(cfg.compare.seeds[:cfg.compare.candidate_seeds])
+        out.append(f"\ncandidate protocol: {c.n_candidates} candidates per user, {c.n_users or 'all'} users, "
+                   f"seeds {seeds} (same lists for every model)")
+        out.append(f"{'model':>12} {'group':>5}  " + "  ".join(f"{x:>15}" for x in cols) + "  s/user")
+        rnd = _random_reference(cfg)
+        out.append(f"{'random (exp.)':>12} {'all':>5}  " + "  ".join(f"{rnd[x]:>15.4f}" for x in cols))
+        for _, r in cand[cand["group"].isin(groups)].iterrows():
+            spu = r.get("seconds_per_user_mean", float("nan"))
+            spu = f"{spu:.2f}" if spu == spu else f"{r['eval_s_mean'] / max(r['users_mean'], 1):.4f}"
+            out.append(f"{r['model']:>12} {r['group']:>5}  "
+                       + "  ".join(f"{_pm(r[f'{x}_mean'], r[f'{x}_std']):>15}" for x in cols) + f"  {spu}")
     sweep = result.sweep_summary()
     if sweep is not None:
         k = max(cfg.eval.ks)

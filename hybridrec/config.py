@@ -129,13 +129,17 @@ class CompareConfig:
 
     Attributes:
         models: models trained and evaluated on the same split of every seed; registry
-            names plus ``random`` (uniform random scores, the floor).
+            names, ``random`` (uniform random scores, the floor) and ``llm`` (the prompted
+            LLM ranker, on the candidate protocol only: it cannot rank a whole catalogue).
         seeds: one split, sampling and initialisation per seed; tables give mean and
             standard deviation over them.
         params: per-model settings on top of ``model.params``, e.g. ``{lightgcn: {n_layers: 2}}``.
         thresholds: blend thresholds of the hybrid swept for the threshold plot (``.inf``
             or ``inf`` = content only); empty skips the sweep.
         sweep_seeds: how many of ``seeds`` (the first ones) the sweep runs on.
+        candidate_seeds: how many of ``seeds`` (the first ones) the candidate protocol
+            (``candidates`` section) runs on when ``llm`` is among the models; every model
+            then also ranks the same candidate lists as the LLM.
         buckets: lower edges of the item popularity buckets (training interactions) of the
             Recall@K-by-popularity plot.
     """
@@ -145,6 +149,7 @@ class CompareConfig:
     params: dict = field(default_factory=dict)
     thresholds: list = field(default_factory=lambda: [0, 10, 50, 100, 200, "inf"])
     sweep_seeds: int = 1
+    candidate_seeds: int = 1
     buckets: list = field(default_factory=lambda: [0, 1, 10, 100])
 
 

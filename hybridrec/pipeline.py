@@ -126,7 +126,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
         if rows:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))  # rows may differ
             w.writeheader()
             w.writerows(rows)
     os.replace(tmp, path)

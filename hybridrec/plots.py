@@ -29,9 +29,10 @@ def _std(x) -> float:
 
 
 def metrics_by_model(summary, path: Path, *, title: str, k: int = 20,
-                     metrics: tuple[str, ...] = ("recall", "ndcg")) -> Path:
+                     metrics: tuple[str, ...] = ("recall", "ndcg"), reference: dict | None = None) -> Path:
     """Grouped bars: one panel per metric@k, one bar group per model, one bar per item
-    group (all / warm / cold), error bars one standard deviation over seeds."""
+    group (all / warm / cold), error bars one standard deviation over seeds; ``reference``
+    (e.g. the expectation of random ranking, ``{"ndcg@10": ...}``) is drawn as a dashed line."""
     plt = _plt()
     models = list(dict.fromkeys(summary["model"]))
     groups = [g for g in GROUP_ORDER if g in set(summary["group"])]
@@ -48,6 +49,8 @@ def metrics_by_model(summary, path: Path, *, title: str, k: int = 20,
                 err.append(_std(r.iloc[0][f"{col}_std"]) if len(r) else 0.0)
             ax.bar(x + (j - (len(groups) - 1) / 2) * width, mean, width, yerr=err, capsize=2,
                    label=f"{g} items")
+        if reference and col in reference:
+            ax.axhline(reference[col], color="black", ls="--", lw=1, label="random ranking (expected)")
         ax.set_xticks(x)
         ax.set_xticklabels(models, rotation=20, ha="right")
         ax.set_ylabel(f"{metric.upper() if metric == 'ndcg' else metric.capitalize()}@{k} (mean, bars: +-1 sd)")

@@ -242,3 +242,50 @@ def test_real_smollm2_ranks_and_caches_exactly():
     cached, _ = continuation_logprobs(model, prefix, answers)
     naive, _ = continuation_logprobs_naive(model, prefix, answers)
     torch.testing.assert_close(cached, naive, atol=1e-4, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tiny, tmp_path_factory):
+    """The tiny model and tokenizer saved as a model folder, as a user would pass one."""
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    tiny[0].save_pretrained(folder)
+    tiny[1].save_pretrained(folder)
+    return folder
+
+
+SMALL = ["data.options={n_users: 200, n_items: 150}", "train.epochs=2", "train.progress=false"]
+
+
+def test_llm_mode_cli_prints_table_and_cost(tiny_folder, tmp_path, capsys):
+    from hybridrec.run import main
+
+    args = ["--mode", "llm", "--model", str(tiny_folder), "--out-dir", str(tmp_path), "--quiet"]
+    for s in SMALL + ["candidates.n_users=5", "candidates.baselines=[popularity, mf]"]:
+        args += ["--set", s]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "LLM cost per user" in out and "random (expected)" in out and "popularity" in out
+    (run_dir,) = tmp_path.iterdir()
+    import json
+
+    doc = json.loads((run_dir / "metrics.json").read_text())
+    assert doc["users"] == 5 and set(doc["models"]) == {"llm", "popularity", "mf"}
+    assert doc["models"]["llm"]["info"]["prompt_tokens_per_user"] > 0
+    assert any((run_dir / "candidates").iterdir())  # the lists are saved with the run
+
+
+def test_compare_mode_puts_the_llm_on_the_candidate_protocol(tiny_folder, tmp_path):
+    from hybridrec.compare import run_compare
+    from hybridrec.config import load_config
+
+    cfg = load_config(overrides=SMALL + [
+        "data.split=cold_item", "data.split_options={}", "compare.models=[popularity, mf, llm]",
+        "compare.seeds=[0, 1]", "compare.thresholds=[]", "candidates.n_users=6",
+        f"compare.params={{llm: {{model: '{tiny_folder}'}}}}"])
+    result, report = run_compare(cfg, tmp_path, progress=False)
+    assert {r["model"] for r in result.rows} == {"popularity", "mf"}  # the LLM cannot rank the catalogue
+    cand = result.candidates_summary()
+    assert set(cand["model"]) == {"popularity", "mf", "llm"} and set(cand["seeds"]) == {1}  # first seed only
+    users = cand[cand["group"] == "all"]["users_mean"]
+    assert (users == 6).all()  # every model ranked the same 6 lists
+    assert "candidate protocol" in report and (tmp_path / "candidates_by_model.png").exists()
