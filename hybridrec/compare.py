@@ -143,6 +143,9 @@ def check_compare_config(cfg: Config) -> dict[str, dict]:
             bad = sorted(set(own) - (_accepted_settings(LLMRanker) - {"device", "tokenizer"}))
             if bad:
                 raise ConfigError(f"compare.params.llm: {bad} are not settings of the LLM ranker")
+            from .llm.loading import check_available
+
+            check_available(own.get("model"))  # before hours of training, not after
             per_model[name] = own
             continue
         accepted = _accepted_settings(model_class(name))  # unknown names fail here

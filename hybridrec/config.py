@@ -8,6 +8,7 @@ Unknown keys are errors, never silently ignored.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -144,7 +145,7 @@ class CompareConfig:
             Recall@K-by-popularity plot.
     """
 
-    models: list = field(default_factory=lambda: ["random", "popularity", "content", "mf", "lightgcn", "hybrid"])
+    models: list = field(default_factory=lambda: ["random", "popularity", "content", "mf", "lightgcn", "hybrid", "llm"])
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     params: dict = field(default_factory=dict)
     thresholds: list = field(default_factory=lambda: [0, 10, 50, 100, 200, "inf"])
@@ -259,7 +260,7 @@ def merge(base: dict, update: dict) -> dict:
 
 def load_config(paths: list[str | os.PathLike] = (), overrides: list[str] = (), base: dict | None = None) -> Config:
     """Merge ``base``, YAML files (later wins) and ``key=value`` overrides into a Config."""
-    d: dict = dict(base or {})
+    d: dict = copy.deepcopy(base or {})  # overrides below edit nested sections in place
     for p in paths:
         p = Path(p)
         if not p.is_file():

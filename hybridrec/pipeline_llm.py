@@ -36,8 +36,10 @@ def llm_params(cfg: Config) -> dict:
 
 
 def check_llm_config(cfg: Config) -> None:
+    from .llm.loading import check_available
+
     c = cfg.candidates
-    llm_params(cfg)
+    check_available(llm_params(cfg).get("model"))
     if c.n_candidates < 2:
         raise ConfigError(f"candidates.n_candidates must be >= 2, got {c.n_candidates}")
     if c.n_users is not None and c.n_users < 1:

@@ -19,8 +19,14 @@ import yaml
 from .config import Config, ConfigError, load_config
 
 MODES = ("collab", "cold", "hybrid", "llm", "compare")
-#: Split used by the content-aware modes unless a config names one: cold items need holding out.
-MODE_SPLIT = {"cold": "cold_item", "hybrid": "cold_item", "compare": "cold_item"}
+_COLD = {"data": {"split": "cold_item", "split_options": {}}}
+#: Settings a mode starts from (config files and --set win): the content-aware modes hold
+#: cold items out; compare trains many models on several seeds, so it trains each for
+#: fewer epochs at a higher learning rate and gives the LLM 50 users, to finish in minutes.
+MODE_BASE = {
+    "cold": _COLD, "hybrid": _COLD,
+    "compare": {**_COLD, "train": {"epochs": 20, "lr": 0.005}, "candidates": {"n_users": 50}},
+}
 log = logging.getLogger("hybridrec")
 
 
@@ -69,7 +75,7 @@ def build_config(args: argparse.Namespace) -> Config:
         overrides.append(f"model.name={args.model}")
     if args.quiet:
         overrides.append("train.progress=false")
-    base = {"data": {"split": MODE_SPLIT[mode], "split_options": {}}} if mode in MODE_SPLIT else {}
+    base = MODE_BASE.get(mode, {})
     cfg = load_config(args.config, overrides, base=base)
     if mode == "cold":
         cfg.model.name = "content"
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             check_llm_config(cfg)
         else:
             model_params(cfg.model.name, cfg.model.params)
-    except (ConfigError, ValueError) as e:
+    except (ConfigError, ValueError, RuntimeError) as e:  # settings, or a model that is not installed
         print(f"error: {e}", file=sys.stderr)
         return 2
 

