@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", help="run only these model labels")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--replot", action="store_true", help="redo the tables and plot from runs.csv, no training")
     args = ap.parse_args()
     out = args.out or REPO / "benchmarks" / "results" / f"cold-start-{args.dataset}"
     out.mkdir(parents=True, exist_ok=True)
@@ -102,6 +103,11 @@ def main() -> None:
                f"{torch.get_num_threads()} threads, device {args.device}")
     print("machine:", machine)
 
+    if args.replot:
+        import pandas as pd
+
+        report(pd.read_csv(out / "runs.csv"), args, out, machine=json.loads((out / "summary.json").read_text())["machine"])
+        return
     data = load_dataset(args.dataset)
     train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
                             eval_every=1 if args.n_valid else 0, patience=5, progress=False)
@@ -138,12 +144,23 @@ def main() -> None:
 
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "runs.csv", index=False)
+    report(frame, args, out, machine, splits)
+
+
+def summarise(frame):
     summary = (frame.groupby(["model", "group"], sort=False)[list(METRICS) + ["fit_s"]]
                .agg(["mean", "std"]).reset_index())
     summary.columns = ["_".join(c).rstrip("_") for c in summary.columns]
+    return summary
+
+
+def report(frame, args, out: Path, machine: str, splits=None) -> None:
+    summary = summarise(frame)
     summary.to_csv(out / "summary.csv", index=False)
+    if splits is None:  # --replot: keep what the training run recorded
+        splits = json.loads((out / "summary.json").read_text()).get("splits", [])
     meta = {"dataset": args.dataset, "seeds": args.seeds, "machine": machine,
-            "command": "python benchmarks/cold_start.py " + " ".join(sys.argv[1:]),
+            "command": _command(args, out),
             "split": {"kind": "cold_item", "cold_fraction": args.cold_fraction, "base": "leave_last_out",
                       "n_test": args.n_test, "n_valid": args.n_valid},
             "train": {"epochs": args.epochs, "lr": args.lr, "l2": args.l2, "batch_size": args.batch_size,
@@ -153,8 +170,21 @@ def main() -> None:
     (out / "summary.json").write_text(json.dumps(meta, indent=2, default=float) + "\n")
     print_table(summary)
     if args.sweep:
-        plot_sweep(summary, args, out)
+        sweep_seeds = args.seeds[:args.sweep_seeds]
+        print(f"\nthreshold sweep on seed(s) {sweep_seeds} (every threshold on the same seeds):")
+        sweep = summarise(frame[frame["seed"].isin(sweep_seeds)])
+        sweep = sweep[sweep["model"].str.startswith("hybrid")]
+        print_table(sweep)
+        sweep.to_csv(out / "sweep.csv", index=False)
+        plot_sweep(sweep, args, out)
     print(f"results in {out}")
+
+
+def _command(args, out: Path) -> str:
+    """The command that trained the models (a --replot keeps the one recorded)."""
+    if args.replot:
+        return json.loads((out / "summary.json").read_text())["command"]
+    return "python benchmarks/cold_start.py " + " ".join(sys.argv[1:])
 
 
 def print_table(summary) -> None:
