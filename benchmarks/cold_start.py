@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--replot", action="store_true", help="redo the tables and plot from runs.csv, no training")
+    ap.add_argument("--append", action="store_true",
+                    help="add this run's rows to the existing runs.csv (replacing the same model and seed)")
     args = ap.parse_args()
     out = args.out or REPO / "benchmarks" / "results" / f"cold-start-{args.dataset}"
     out.mkdir(parents=True, exist_ok=True)
@@ -143,6 +145,15 @@ def main() -> None:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
+    if args.append and (out / "runs.csv").exists():
+        old = pd.read_csv(out / "runs.csv")
+        done = set(zip(frame["model"], frame["seed"]))
+        old = old[[(m, s) not in done for m, s in zip(old["model"], old["seed"])]]
+        frame = pd.concat([old, frame], ignore_index=True)
+        prev = json.loads((out / "summary.json").read_text())
+        splits = prev.get("splits", []) + [s for s in splits if s["seed"] not in {p["seed"] for p in prev.get("splits", [])}]
+        args.seeds = sorted(set(frame["seed"]))
+        args.command_extra = prev["command"]
     frame.to_csv(out / "runs.csv", index=False)
     report(frame, args, out, machine, splits)
 
@@ -184,7 +195,8 @@ def _command(args, out: Path) -> str:
     """The command that trained the models (a --replot keeps the one recorded)."""
     if args.replot:
         return json.loads((out / "summary.json").read_text())["command"]
-    return "python benchmarks/cold_start.py " + " ".join(sys.argv[1:])
+    this = "python benchmarks/cold_start.py " + " ".join(f"'{a}'" if " " in a else a for a in sys.argv[1:])
+    return f"{args.command_extra}; then {this}" if getattr(args, "command_extra", None) else this
 
 
 def print_table(summary) -> None:

@@ -23,10 +23,12 @@ import re
 import string
 import unicodedata
 from dataclasses import dataclass
+import os
 from pathlib import Path
 
 #: The repository's prompt folder.
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+#: The repository's ``prompts/`` folder (an editable install's); ``$HYBRIDREC_PROMPTS`` overrides it.
+PROMPTS_DIR = Path(os.environ.get("HYBRIDREC_PROMPTS") or Path(__file__).resolve().parents[2] / "prompts")
 
 _SECTIONS = {  # section -> fields it may use
     "system": set(),
