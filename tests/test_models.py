@@ -14,7 +14,7 @@ FAST_TRAIN = TrainConfig(epochs=20, batch_size=64, lr=0.05, l2=1e-4, progress=Fa
 TOY_PARAMS = {"dim": 4}  # the toy data has rank-2 structure
 PERSONALISED = [n for n in MODELS if n != "popularity"]
 TRAINED = [n for n in PERSONALISED if n not in ("gfcf", "content")]
-CONTENT_AWARE = ("content", "hybrid")  # fitted on toy content embeddings (the toy data has no text)
+CONTENT_AWARE = ("content", "hybrid", "pinsage")  # fitted on toy content embeddings (the toy data has no text)
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,12 @@ from .hybrid import HybridModule, HybridRecommender
 from .lightgcn import LightGCN, LightGCNModule
 from .mf import MF, MFModule
 from .ngcf import NGCF, NGCFModule
+from .pinsage import PinSage, PinSageConv, PinSageModule
 from .popularity import Popularity
 
 MODELS: dict[str, type[Recommender]] = {
     "popularity": Popularity, "mf": MF, "lightgcn": LightGCN, "ngcf": NGCF, "gfcf": GFCF,
-    "content": ContentRecommender, "hybrid": HybridRecommender,
+    "content": ContentRecommender, "hybrid": HybridRecommender, "pinsage": PinSage,
 }
 
 
@@ -86,5 +87,5 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Recommen
 
 
 __all__ = ["Recommender", "EmbeddingRecommender", "MF", "MFModule", "Popularity", "LightGCN", "LightGCNModule", "NGCF", "NGCFModule", "GFCF", "ContentRecommender",
-           "HybridRecommender", "HybridModule", "MODELS",
+           "HybridRecommender", "HybridModule", "PinSage", "PinSageConv", "PinSageModule", "MODELS",
            "build_model", "load_model", "model_class"]
