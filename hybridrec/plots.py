@@ -83,15 +83,8 @@ def recall_by_popularity(summary, path: Path, *, title: str, k: int = 20) -> Pat
         ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=m)
     ax.set_xticks(x)
     ax.set_xticklabels([b[4:] for b in buckets])
-    ax.set_xlabel("item's training interactions (bucket; each bucket ranks its own items)")
-    ax.set_ylabel(f"Recall@{k}")
-    ax.set_title(f"Recall@{k} by item popularity\n{title}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, path, "item's training interactions (bucket; each bucket ranks its own items)",
+                   f"Recall@{k}", f"Recall@{k} by item popularity\n{title}")
 
 
 def threshold_sweep(sweep, path: Path, *, title: str, k: int = 20, default: float = 100.0) -> Path:
@@ -114,9 +107,15 @@ def threshold_sweep(sweep, path: Path, *, title: str, k: int = 20, default: floa
     ax.set_xticks(xs)
     ax.set_xticklabels([("inf\n(content)" if math.isinf(t) else f"{t:g}") for t in ts])
     ax.axvline(default, color="grey", lw=0.8, ls="--", label=f"default tau={default:g}")
-    ax.set_xlabel("blend threshold tau (training interactions at which an item is pure graph)")
-    ax.set_ylabel(f"Recall@{k}")
-    ax.set_title(f"Hybrid blend threshold sweep\n{title}", fontsize=10)
+    return _finish(plt, fig, ax, path, "blend threshold tau (training interactions at which an item is pure graph)",
+                   f"Recall@{k}", f"Hybrid blend threshold sweep\n{title}")
+
+
+def _finish(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Label, grid, legend, save as PNG and close one single-panel figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -137,14 +137,9 @@ def _vocab_hash(split: Split) -> str:
 
 def _targets(split: Split, target: str) -> tuple[np.ndarray, np.ndarray, int]:
     """(users, their target item, users skipped because every held-out item was seen)."""
-    if target == "test":
-        held, masked = split.test, [split.train] + ([split.valid] if split.valid is not None else [])
-    elif target == "valid":
-        if split.valid is None:
-            raise ValueError("target='valid' but the split has no validation set")
-        held, masked = split.valid, [split.train]
-    else:
-        raise ValueError(f"target must be 'test' or 'valid', got {target!r}")
+    from .evaluator import target_parts
+
+    held, masked = target_parts(split, target)
     n_items = split.n_items
     seen = np.unique(np.concatenate([p.users * n_items + p.items for p in masked]))
     keep = ~np.isin(held.users * n_items + held.items, seen)

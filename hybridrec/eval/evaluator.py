@@ -48,18 +48,21 @@ def _csr_parts(m: sp.csr_matrix, device) -> tuple[np.ndarray, Tensor, Tensor]:
     return m.indptr.astype(np.int64), as_t(rows), as_t(m.indices)
 
 
-def _plan(split: Split, target: str, groups, k_max: int, device):
-    """Evaluated users, their seen-item mask and each group's targets."""
+def target_parts(split: Split, target: str):
+    """``(held-out interactions, [interactions masked from ranking])`` for ``target``:
+    ``"test"`` masks train and validation, ``"valid"`` masks train."""
     if target == "test":
-        tgt, seen_parts = split.test, [split.train]
-        if split.valid is not None:
-            seen_parts.append(split.valid)
-    elif target == "valid":
+        return split.test, [split.train] + ([split.valid] if split.valid is not None else [])
+    if target == "valid":
         if split.valid is None:
             raise ValueError("target='valid' but the split has no validation set")
-        tgt, seen_parts = split.valid, [split.train]
-    else:
-        raise ValueError(f"target must be 'test' or 'valid', got {target!r}")
+        return split.valid, [split.train]
+    raise ValueError(f"target must be 'test' or 'valid', got {target!r}")
+
+
+def _plan(split: Split, target: str, groups, k_max: int, device):
+    """Evaluated users, their seen-item mask and each group's targets."""
+    tgt, seen_parts = target_parts(split, target)
     n_items = split.n_items
     seen = sum(p.to_csr() for p in seen_parts).tocsr()
     seen.data[:] = 1.0
