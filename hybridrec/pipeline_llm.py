@@ -52,7 +52,7 @@ def check_llm_config(cfg: Config) -> None:
 
 def run_llm(cfg: Config, run_dir: Path) -> str:
     from .llm.ranker import LLMRanker
-    from .pipeline import _write_csv, seed_everything, write_atomic
+    from .pipeline import _write_csv, results_table, seed_everything, write_atomic
 
     c = cfg.candidates
     seed_everything(cfg.run.seed)
@@ -84,15 +84,12 @@ def run_llm(cfg: Config, run_dir: Path) -> str:
                          "fit_s": fit_s, "eval_s": info["seconds"]})
         log.info("%s: %s (%s)", label, res.metrics, info)
     random_row = random_reference(c.n_candidates, c.ks)
-    for group in ("all",):
-        rows.append({"model": "random (expected)", "group": group, "users": len(cands), **random_row,
-                     "fit_s": 0.0, "eval_s": 0.0})
+    rows.append({"model": "random (expected)", "group": "all", "users": len(cands), **random_row,
+                 "fit_s": 0.0, "eval_s": 0.0})
     write_atomic(run_dir / "metrics.json", json.dumps(
         {"protocol": "candidates", "n_candidates": c.n_candidates, "users": len(cands), "cold_targets": n_cold,
          "random": random_row, "models": results}, indent=2, default=str))
     _write_csv(run_dir / "metrics.csv", rows)
-    from .pipeline import results_table
-
     llm = results["llm"]["info"]
     cost = (f"LLM cost per user: {llm.get('prompt_tokens_per_user', float('nan')):.0f} prompt tokens, "
             f"{llm.get('scored_tokens_per_user', float('nan')):.0f} scored tokens, "
