@@ -32,34 +32,21 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from hybridrec.compare import RandomScores, parse_threshold  # noqa: E402
 from hybridrec.config import TrainConfig  # noqa: E402
 from hybridrec.data import load_dataset, make_split  # noqa: E402
 from hybridrec.eval import evaluate  # noqa: E402
 from hybridrec.models import build_model  # noqa: E402
+from hybridrec.plots import threshold_sweep  # noqa: E402
 from hybridrec.text import TextEncoder, item_strings  # noqa: E402
 
 GROUPS = ("all", "warm", "cold")
 METRICS = ("recall@20", "ndcg@20")
-
-
-class RandomScores:
-    """Uniform random scores, a fresh draw per call: the floor every model must clear."""
-
-    def __init__(self, n_items: int, seed: int):
-        self.n_items, self.gen = n_items, torch.Generator().manual_seed(seed)
-
-    def __call__(self, users):
-        return torch.rand(len(users), self.n_items, generator=self.gen)
-
-
-def parse_threshold(text: str) -> float:
-    return math.inf if text.lower() in ("inf", "infinity") else float(text)
 
 
 def model_runs(args) -> list[tuple[str, str | None, dict]]:
@@ -216,35 +203,11 @@ def _sd(x) -> str:
 
 
 def plot_sweep(summary, args, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = {t: ("hybrid" if t == 100 else f"hybrid tau={_fmt(t)}") for t in args.thresholds}
-    finite = [t for t in args.thresholds if not math.isinf(t)]
-    inf_x = (max(finite) * 2 if finite else 1) if any(math.isinf(t) for t in args.thresholds) else None
-    xs = [inf_x if math.isinf(t) else t for t in args.thresholds]
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for g, style in zip(GROUPS, ("o-", "s--", "^:")):
-        mean, std = [], []
-        for t in args.thresholds:
-            r = summary[(summary["model"] == labels[t]) & (summary["group"] == g)].iloc[0]
-            mean.append(r["recall@20_mean"])
-            std.append(0 if r["recall@20_std"] != r["recall@20_std"] else r["recall@20_std"])
-        ax.errorbar(xs, mean, yerr=std, fmt=style, capsize=3, label=f"{g} items")
-    ax.set_xscale("symlog", linthresh=10)
-    ax.set_xticks(xs)
-    ax.set_xticklabels([_fmt(t) if not math.isinf(t) else "inf\n(content)" for t in args.thresholds])
-    ax.axvline(100, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("blend threshold tau (interactions at which an item is pure graph)")
-    ax.set_ylabel("Recall@20")
-    n = min(args.sweep_seeds, len(args.seeds))
-    ax.set_title(f"Hybrid blend threshold, {args.dataset}, cold-item split, "
-                 f"{n} seed{'s' if n > 1 else ''}", fontsize=10)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "sweep.png", dpi=120)
+    """The library's sweep plot (:func:`hybridrec.plots.threshold_sweep`) of the sweep rows."""
+    labels = {("hybrid" if t == 100 else f"hybrid tau={_fmt(t)}"): t for t in args.thresholds}
+    sweep = summary[summary["model"].isin(labels)].assign(threshold=lambda f: f["model"].map(labels))
+    seeds = args.seeds[:args.sweep_seeds]
+    threshold_sweep(sweep, out / "sweep.png", title=f"{args.dataset}, cold-item split, seeds {seeds}", k=20)
     print(f"plot: {out / 'sweep.png'}")
 
 
