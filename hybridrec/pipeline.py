@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
 from .config import Config, ConfigError
 from .data import load_dataset, make_split
 from .eval import evaluate
@@ -88,6 +89,7 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
     write_atomic(run_dir / "split.json", json.dumps(split.summary(), indent=2, default=str))
 
     per_model = model_params(cfg.model.name, cfg.model.params)
+    dist = distributed.context(cfg.run.device)
     rows, all_results, histories, new_rows = [], {}, {}, []
     for name in per_model:
         seed_everything(cfg.run.seed)
@@ -98,6 +100,10 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
         t = time.perf_counter()
         model.fit(split.train, split.valid)
         fit_s = time.perf_counter() - t
+        if dist is not None:
+            _write_share(run_dir / "ddp", name, dist, model, fit_s)
+            if not dist.is_main:  # the main process evaluates and writes the results
+                continue
         t = time.perf_counter()
         res = evaluate(model, split, ks=cfg.eval.ks, metrics=cfg.eval.metrics, batch_size=cfg.eval.batch_size)
         eval_s = time.perf_counter() - t
@@ -112,6 +118,8 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
             rows.append({"model": name, "group": group, "users": res.n_users[group], **metrics,
                          "fit_s": fit_s, "eval_s": eval_s})
 
+    if dist is not None and not dist.is_main:
+        return ""
     write_atomic(run_dir / "metrics.json", json.dumps(all_results, indent=2))
     write_atomic(run_dir / "history.json", json.dumps(histories, indent=2))
     _write_csv(run_dir / "metrics.csv", rows)
@@ -120,6 +128,21 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
     title = (f"{cfg.data.dataset} | split {split.kind} (seed {cfg.run.seed}) | "
              f"{split.n_users} users, {split.n_items} items | full ranking, training items masked")
     return title + "\n" + results_table(rows, cfg.eval.ks)
+
+
+def _write_share(folder: Path, name: str, dist, model, fit_s: float) -> None:
+    """What this process trained on: ``<model>.rank<r>.json`` (pairs per epoch, fit time) and
+    ``<model>.rank<r>.safetensors`` (the training-pair indices of its share of epoch 1)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}.rank{dist.rank}"
+    info = {"rank": dist.rank, "world_size": dist.world_size, "fit_seconds": fit_s,
+            "pairs_per_epoch": [r["pairs"] for r in model.history.rows]}
+    write_atomic(folder / f"{stem}.json", json.dumps(info, indent=2))
+    tmp = folder / f".{stem}.safetensors.tmp"
+    save_file({"epoch1_pairs": model.trained_pairs.contiguous()}, str(tmp))
+    tmp.replace(folder / f"{stem}.safetensors")
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .config import Config, ConfigError, load_config
+from .distributed import check_distributed, context
 
 MODES = ("collab", "cold", "hybrid", "llm", "compare")
 _COLD = {"data": {"split": "cold_item", "split_options": {}}}
@@ -37,8 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--mode", choices=MODES, help="what to run (default: from config, 'collab')")
     p.add_argument("--model", help="collab: model name(s), comma-separated (e.g. popularity,mf); "
-                   "hybrid: the graph backbone (lightgcn or mf); compare: the models compared "
-                   "(default: compare.models); llm: a causal LM folder or hub name (default: the "
+                   "hybrid: the graph backbone (lightgcn or mf), or pinsage (content and graph in one "
+                   "model); compare: the models compared (default: compare.models); llm: a causal LM folder or hub name (default: the "
                    "offline SmolLM2-135M-Instruct)")
     p.add_argument("--dataset", help="data set name (synthetic, ml-100k, ml-1m, ml-latest-small, gowalla, ...)")
     p.add_argument("--data-path", help="local folder or file of the data set")
@@ -69,7 +70,7 @@ def build_config(args: argparse.Namespace) -> Config:
     }
     overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
     mode = args.mode or load_config(args.config, overrides).run.mode
-    if args.model and mode == "hybrid":
+    if args.model and mode == "hybrid" and args.model != "pinsage":
         overrides.append(f"model.params.backbone={args.model}")
     elif args.model and mode not in ("compare", "llm"):
         overrides.append(f"model.name={args.model}")
@@ -79,8 +80,8 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, overrides, base=base)
     if mode == "cold":
         cfg.model.name = "content"
-    elif mode == "hybrid":
-        cfg.model.name = "hybrid"
+    elif mode == "hybrid":  # PinSage blends content and graph itself: it is its own hybrid
+        cfg.model.name = "pinsage" if args.model == "pinsage" else "hybrid"
     if mode == "llm":
         cfg.model.name = "llm"
         if args.model:
@@ -114,12 +115,14 @@ def make_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
-def setup_logging(run_dir: Path) -> None:
+def setup_logging(run_dir: Path, rank: int | None = None) -> None:
+    """Log everything to ``run.log`` (``run.rank<r>.log`` for the other processes of a
+    distributed run) and warnings to stderr."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger("hybridrec")
     root.setLevel(logging.DEBUG)
     root.handlers.clear()
-    fh = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    fh = logging.FileHandler(run_dir / ("run.log" if not rank else f"run.rank{rank}.log"), encoding="utf-8")
     fh.setFormatter(fmt)
     fh.setLevel(logging.DEBUG)
     sh = logging.StreamHandler(sys.stderr)
@@ -148,27 +151,49 @@ def main(argv: list[str] | None = None) -> int:
             check_llm_config(cfg)
         else:
             model_params(cfg.model.name, cfg.model.params)
+        check_distributed(list(model_params(cfg.model.name, cfg.model.params))
+                          if cfg.run.mode in ("collab", "hybrid") else [cfg.run.mode])
     except (ConfigError, ValueError, RuntimeError) as e:  # settings, or a model that is not installed
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    run_dir = make_run_dir(cfg)
-    setup_logging(run_dir)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    dist = context(cfg.run.device)  # None unless started by a distributed launcher
+    try:
+        return _run(cfg, args, dist)
+    finally:
+        if dist is not None:
+            dist.close()
+
+
+def _run(cfg: Config, args: argparse.Namespace, dist) -> int:
+    if dist is None:
+        run_dir = make_run_dir(cfg)
+    else:  # one run folder, made by the main process
+        run_dir = Path(dist.broadcast(str(make_run_dir(cfg)) if dist.is_main else None))
+    setup_logging(run_dir, None if dist is None else dist.rank)
+    if dist is None or dist.is_main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     log.info("run folder %s; config %s", run_dir, json.dumps(cfg.to_dict()))
     try:
         if cfg.run.mode == "compare":
+            from .compare import run_compare
+
             report = run_compare(cfg, run_dir, progress=cfg.train.progress)[1]
         elif cfg.run.mode == "llm":
+            from .pipeline_llm import run_llm
+
             report = run_llm(cfg, run_dir)
         else:
+            from .pipeline import run_models
+
             report = run_models(cfg, run_dir, new_items=args.new_items, top_k=args.top_k)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:  # data, settings, models
         log.debug("run failed", exc_info=True)  # the traceback goes to run.log only
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(report)
-    print(f"\nrun folder: {run_dir}")
+    if dist is None or dist.is_main:
+        print(report)
+        print(f"\nrun folder: {run_dir}")
     return 0
 
 

@@ -25,7 +25,8 @@ from tqdm import tqdm
 from ..data import Interactions, Split
 from ..graph.walks import ComputationGraph, WalkGraph, computation_graph, neighbour_table
 from ..text.item_text import DEFAULT_TEMPLATE
-from ..train import TrainHistory, UniformNegativeSampler, bpr_loss, l2_penalty
+from .. import distributed
+from ..train import TrainHistory, UniformNegativeSampler
 from ..train.trainer import _parse_metric
 from .content_base import ContentAware
 from .embedding import EmbeddingRecommender
@@ -185,7 +186,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
     :math:`\max(0, z_q \cdot z_n - z_q \cdot z_i + \Delta)`) ranks :math:`z_q \cdot z_i`
     above :math:`z_q \cdot z_n` for each negative :math:`n`. This needs three targets per
     pair (no user tower, no history to embed per pair) and trains every parameter used at
-    scoring time. Negatives: one uniform item per pair (never one of the user's items, and
+    scoring time. Negatives: ``n_easy`` uniform items per pair (never one of the user's items, and
     only items with interactions, so cold and new items are not pushed down), plus
     :func:`curriculum` hard negatives: items ranked in ``hard_window`` (0-based ranks
     ``[lo, hi)``) for the query by the embeddings of the start of the epoch, again not
@@ -212,6 +213,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
             restart probability.
         user_history: recent items a user is scored through (default 50).
         loss: ``"bpr"`` (default) or ``"margin"``; margin: :math:`\Delta`.
+        n_easy: uniform negatives per pair (default 1).
         easy_epochs, hard_per_epoch, max_hard: the :func:`curriculum` of hard negatives.
         hard_window: ``[lo, hi)`` ranks hard negatives are drawn from (default ``[10, 100]``).
         use_content: item content in the inputs: True, False (ids only, e.g. Gowalla), or
@@ -231,7 +233,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
 
     def __init__(self, dim: int = 64, n_layers: int = 2, fan_out: int = 10, n_walks: int = 50,
                  walk_length: int = 4, restart_p: float = 0.3, user_history: int = 50, loss: str = "bpr",
-                 margin: float = 0.1, easy_epochs: int = 1, hard_per_epoch: int = 1, max_hard: int = 6,
+                 margin: float = 0.1, n_easy: int = 1, easy_epochs: int = 1, hard_per_epoch: int = 1, max_hard: int = 6,
                  hard_window: list[int] | tuple[int, int] = (10, 100), use_content: bool | None = None,
                  id_embedding: bool = True, hidden_dim: int | None = None, init_std: float = 0.1,
                  infer_batch_size: int = 1024,
@@ -246,12 +248,13 @@ class PinSage(ContentAware, EmbeddingRecommender):
         if use_content is False and not id_embedding:
             raise ValueError("use_content=False and id_embedding=False leave items with no input")
         for name, v in (("n_layers", n_layers), ("fan_out", fan_out), ("n_walks", n_walks),
-                        ("walk_length", walk_length), ("user_history", user_history)):
+                        ("walk_length", walk_length), ("user_history", user_history), ("n_easy", n_easy)):
             if int(v) < (0 if name == "n_layers" else 1):
                 raise ValueError(f"{name} must be >= {0 if name == 'n_layers' else 1}, got {v}")
         self.n_layers, self.fan_out = int(n_layers), int(fan_out)
         self.n_walks, self.walk_length, self.restart_p = int(n_walks), int(walk_length), float(restart_p)
         self.user_history, self.loss, self.margin = int(user_history), loss, float(margin)
+        self.n_easy = int(n_easy)
         self.easy_epochs, self.hard_per_epoch, self.max_hard = int(easy_epochs), int(hard_per_epoch), int(max_hard)
         self.hard_window, self.use_content, self.id_embedding = [lo, hi], use_content, bool(id_embedding)
         self.init_std, self.infer_batch_size = float(init_std), int(infer_batch_size)
@@ -262,7 +265,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
     def settings(self):
         return {**super().settings(), **self._text_settings(), "n_layers": self.n_layers, "fan_out": self.fan_out,
                 "n_walks": self.n_walks, "walk_length": self.walk_length, "restart_p": self.restart_p,
-                "user_history": self.user_history, "loss": self.loss, "margin": self.margin,
+                "user_history": self.user_history, "loss": self.loss, "margin": self.margin, "n_easy": self.n_easy,
                 "easy_epochs": self.easy_epochs, "hard_per_epoch": self.hard_per_epoch, "max_hard": self.max_hard,
                 "hard_window": self.hard_window,
                 "use_content": self.use_content if self._uses_content is None else self._uses_content,
@@ -407,40 +410,65 @@ class PinSage(ContentAware, EmbeddingRecommender):
         if len(users_all) == 0:
             raise ValueError(f"no user of {train.name!r} has two training items: PinSage has nothing to train on")
         opt = torch.optim.Adam(self.module.parameters(), lr=cfg.lr)
+        dist = distributed.context(self.device)
+        net = self.module
+        if dist is not None:  # DDP: same sampling everywhere, one share of each batch per process
+            net, opt = dist.accelerator.prepare(self.module, opt)
+        world, seen = 1 if dist is None else dist.world_size, []
         metric, k = _parse_metric(cfg.valid_metric)
         do_valid = valid is not None and len(valid) > 0 and cfg.eval_every > 0
         hist, best_state, bad_evals, t0 = TrainHistory(), None, 0, time.perf_counter()
         n, bs = len(users_all), cfg.batch_size
-        bar = tqdm(range(cfg.epochs), desc="train PinSage", disable=not cfg.progress, unit="epoch")
+        bar = tqdm(range(cfg.epochs), desc="train PinSage", unit="epoch",
+                   disable=not cfg.progress or (dist is not None and not dist.is_main))
         for epoch in bar:
             n_hard = self.curriculum(epoch)
             z_all = self._embed_all() if n_hard else None
             self.module.train()
             perm = torch.randperm(n, generator=gen, device=self.device)
-            total, max_nodes = torch.zeros((), device=self.device), 0
+            total, max_nodes, n_mine = torch.zeros((), device=self.device), 0, 0
             for s in range(0, n, bs):
                 idx = perm[s:s + bs]
                 u, p = users_all[idx], items_all[idx]
                 q = self._queries(u, p, gen)
-                neg = self._uniform(u[:, None], gen)
+                neg = self._uniform(u[:, None].expand(-1, self.n_easy), gen)
                 if n_hard:
                     neg = torch.cat([neg, self._hard(z_all, q, u, n_hard, gen)], 1)
+                mine = slice(None) if dist is None else dist.share(len(u))
+                if dist is not None:
+                    u, p, q, neg = u[mine], p[mine], q[mine], neg[mine]
+                    if epoch == 0:
+                        seen.append(idx[mine])
+                n_mine += len(u)
                 targets = torch.cat([q, p, neg.reshape(-1)])
                 graph = self.sample_graph(targets)
                 max_nodes = max(max_nodes, graph.n_nodes)
-                z = self.module(graph)
-                zq, zp, zn = z[:len(u)], z[len(u):2 * len(u)], z[2 * len(u):].view(len(u), -1, z.shape[1])
+                z = net(graph)
+                zq, zp, zn = z[:len(u)], z[len(u):2 * len(u)], z[2 * len(u):].view(len(u), neg.shape[1], z.shape[1])
                 pos_s = (zq * zp).sum(-1, keepdim=True).expand(-1, zn.shape[1])
                 neg_s = (zq[:, None] * zn).sum(-1)
-                loss = bpr_loss(pos_s, neg_s) if self.loss == "bpr" else F.relu(neg_s - pos_s + self.margin).mean()
+                # sums over the share / batch size: DDP's mean over processes is the batch mean
+                scale = world / len(idx)
+                if self.loss == "bpr":
+                    loss = -F.logsigmoid(pos_s - neg_s).mean(1).sum() * scale
+                else:
+                    loss = F.relu(neg_s - pos_s + self.margin).mean(1).sum() * scale
                 if cfg.l2 > 0:
-                    loss = loss + cfg.l2 * l2_penalty(*self.module.inputs(targets).split(len(u)))
+                    h0 = self.module.inputs(targets)
+                    loss = loss + cfg.l2 * h0.pow(2).sum() / 2 * scale
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if dist is None:
+                    loss.backward()
+                else:
+                    dist.accelerator.backward(loss)
                 opt.step()
-                total += loss.detach() * len(u)
+                total += loss.detach() * len(idx) / world
+            if dist is not None:
+                total = dist.accelerator.reduce(total, reduction="sum")
+                if epoch == 0:
+                    self.trained_pairs = torch.cat(seen).cpu() if seen else torch.empty(0, dtype=torch.long)
             row = {"epoch": epoch + 1, "loss": float(total) / n, "n_hard": n_hard, "max_nodes": max_nodes,
-                   "seconds": time.perf_counter() - t0}
+                   "pairs": n_mine, "seconds": time.perf_counter() - t0}
             if do_valid and (epoch + 1) % cfg.eval_every == 0:
                 from ..eval import EmbeddingScorer, evaluate  # eval is not needed to train
 
