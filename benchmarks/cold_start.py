@@ -19,11 +19,13 @@ Usage::
 
     python benchmarks/cold_start.py --dataset ml-latest-small --seeds 0 1 2 --sweep
     python benchmarks/cold_start.py --dataset synthetic --seeds 0 1 2
+    python benchmarks/cold_start.py --only pinsage --append --pinsage-params '{query_items: 10}'
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -33,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -52,7 +55,8 @@ METRICS = ("recall@20", "ndcg@20")
 def model_runs(args) -> list[tuple[str, str | None, dict]]:
     graph = {"dim": args.dim, "n_layers": args.layers}
     runs = [("random", None, {}), ("popularity", "popularity", {}), ("content", "content", {}),
-            ("lightgcn", "lightgcn", graph), ("hybrid", "hybrid", {**graph, "threshold": 100})]
+            ("lightgcn", "lightgcn", graph), ("hybrid", "hybrid", {**graph, "threshold": 100}),
+            ("pinsage", "pinsage", {"dim": args.dim, **args.pinsage_params})]
     if args.sweep:
         runs += [(f"hybrid tau={_fmt(t)}", "hybrid", {**graph, "threshold": t})
                  for t in args.thresholds if t != 100]
@@ -79,6 +83,9 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="also run the hybrid at every --thresholds value")
     ap.add_argument("--sweep-seeds", type=int, default=1, help="how many of --seeds (the first) the sweep runs on")
     ap.add_argument("--thresholds", type=parse_threshold, nargs="+", default=[0, 10, 50, 100, 200, math.inf])
+    ap.add_argument("--pinsage-params", type=yaml.safe_load, default={},
+                    help="PinSage settings as YAML, e.g. '{query_items: 10, easy_epochs: 100}'")
+    ap.add_argument("--pinsage-epochs", type=int, default=10, help="PinSage's epochs (its epochs are longer)")
     ap.add_argument("--only", nargs="+", help="run only these model labels")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None)
@@ -118,8 +125,9 @@ def main() -> None:
             if name is None:
                 model = RandomScores(split.n_items, seed)
             else:
-                model = build_model(name, params, device=args.device, seed=seed, train=train_cfg)
-                extra = {"item_embeddings": content} if name in ("content", "hybrid") else {}
+                cfg = dataclasses.replace(train_cfg, epochs=args.pinsage_epochs) if name == "pinsage" else train_cfg
+                model = build_model(name, params, device=args.device, seed=seed, train=cfg)
+                extra = {"item_embeddings": content} if name in ("content", "hybrid", "pinsage") else {}
                 model.fit(split.train, split.valid, **extra)
             fit_s = time.perf_counter() - t
             res = evaluate(model, split, ks=[20], metrics=["recall", "ndcg"], device=args.device)

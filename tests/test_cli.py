@@ -61,6 +61,19 @@ def test_hybrid_mode_scores_new_items(tmp_path, capsys):
     assert len(ranked) == 1 + 4 and all(",brand-new," in line for line in ranked[1:])
 
 
+def test_hybrid_mode_with_pinsage_trains_pinsage_on_the_cold_item_split(tmp_path, capsys):
+    new = tmp_path / "new.csv"
+    new.write_text("item_id,title\nbrand-new,Harbour Lights\n")
+    code = main(["--mode", "hybrid", "--model", "pinsage", *SMALL, "--out-dir", str(tmp_path / "runs"),
+                 "--new-items", str(new), "--top-k", "3"])
+    assert code == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert list(metrics) == ["pinsage"] and metrics["pinsage"]["metrics"]["cold"]["recall@20"] > 0
+    assert json.loads((run_dir / "split.json").read_text())["kind"] == "cold_item"
+    assert len((run_dir / "new_items_top_users.csv").read_text().splitlines()) == 1 + 3
+
+
 def test_new_items_need_a_content_model(tmp_path, capsys):
     assert main(["--mode", "collab", "--new-items", "x.csv", "--out-dir", str(tmp_path)]) == 2
     assert "--mode hybrid" in capsys.readouterr().err

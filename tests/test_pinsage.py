@@ -177,8 +177,40 @@ def test_ids_only_model_learns_the_blocks(split):
         m.new_items([{"item_id": "n", "title": "x"}], encoder=FakeEncoder())
 
 
+def test_user_queries_average_several_history_items_and_learn_the_blocks(split):
+    m = PinSage(dim=4, query_items=4, n_easy=2, use_content=False, train=FAST, seed=1).fit(split.train)
+    assert auc(m, split) > 0.9
+    users = torch.tensor([0, 3, 15, 20, 20])
+    pos = torch.tensor([int(split.train.items[split.train.users == u][0]) for u in users])
+    q = m._queries(users, pos, _gen())
+    assert q.shape == (5, 4)
+    assert not (q == pos[:, None]).any()  # the positive never queries for itself
+    assert m._sampler.is_positive(users[:, None].expand(-1, 4), q).all()  # the user's own items
+
+
+def test_sparse_id_embeddings_learn_the_blocks_and_update_only_batch_rows(split):
+    m = PinSage(dim=4, sparse_ids=True, use_content=False, train=FAST, seed=1).fit(split.train)
+    assert auc(m, split) > 0.9
+    assert m.module.item.sparse
+    m.module.zero_grad(set_to_none=True)
+    graph = m.sample_graph(torch.tensor([0, 1]))
+    m.module(graph).sum().backward()
+    grad = m.module.item.weight.grad
+    assert grad.is_sparse  # rows: the computation graph's input nodes, not the catalogue
+    assert torch.equal(grad.coalesce().indices()[0].unique(), graph.nodes)
+
+
+def test_steps_per_epoch_caps_the_batches(split):
+    cfg = dataclasses.replace(FAST, epochs=2, batch_size=16)
+    m = PinSage(dim=4, steps_per_epoch=3, use_content=False, train=cfg).fit(split.train)
+    assert [r["pairs"] for r in m.history.rows] == [48, 48]
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        PinSage(steps_per_epoch=0)
+
+
 def test_training_batches_respect_the_memory_bound(model):
-    t, per_pair = model.fan_out, 2 + 1 + model.max_hard  # query, positive, uniform + hard negatives
+    t = model.fan_out  # query items, positive, uniform + hard negatives:
+    per_pair = model.query_items + 1 + model.n_easy + model.max_hard
     targets = FAST.batch_size * per_pair
     assert 0 < max(r["max_nodes"] for r in model.history.rows) <= targets * (1 + t + t ** 2)
 
@@ -187,7 +219,7 @@ def test_hard_negatives_come_from_the_window_and_are_not_the_users_items(model, 
     z = model._embed_all()
     users = torch.tensor([0, 3, 15, 20])
     q = torch.tensor([int(split.train.items[split.train.users == u][0]) for u in users])
-    neg = model._hard(z, q, users, 5, _gen())
+    neg = model._hard(z, q[:, None], users, 5, _gen())  # one query item per row
     assert neg.shape == (4, 5)
     assert not model._sampler.is_positive(users[:, None].expand(-1, 5), neg).any()
     lo, hi = model.hard_window[0], min(model.hard_window[1], split.n_items)

@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 import torch
+from tqdm import tqdm
 
 
 class WalkGraph:
@@ -129,8 +130,9 @@ def importance_neighbours(graph: WalkGraph | sp.csr_matrix, items, n_walks: int 
 
 def neighbour_table(graph: WalkGraph | sp.csr_matrix, n_walks: int = 50, walk_length: int = 4,
                     restart_p: float = 0.3, top_t: int = 10, generator: torch.Generator | None = None,
-                    batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`importance_neighbours` of every item, computed in batches of start items.
+                    batch_size: int | None = None, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`importance_neighbours` of every item, computed in batches of start items
+    (``progress``: a progress bar over the batches).
 
     ``batch_size`` start items per batch; default about ``2**22`` walker steps per batch,
     which bounds memory whatever the catalogue size.
@@ -144,7 +146,8 @@ def neighbour_table(graph: WalkGraph | sp.csr_matrix, n_walks: int = 50, walk_le
     bs = batch_size or max(1, 2 ** 22 // (n_walks * walk_length))
     parts = [importance_neighbours(g, torch.arange(s, min(s + bs, g.n_items), device=g.device),
                                    n_walks, walk_length, restart_p, top_t, generator)
-             for s in range(0, g.n_items, bs)]
+             for s in tqdm(range(0, g.n_items, bs), desc="random walks", unit="batch", disable=not progress,
+                           leave=False)]
     if not parts:
         return torch.empty((0, top_t), dtype=torch.long), torch.empty((0, top_t))
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

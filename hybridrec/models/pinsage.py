@@ -102,10 +102,12 @@ class PinSageModule(nn.Module):
         init_std: standard deviation of the initial id embeddings.
         hidden_dim: size of :math:`h^{(0)} .. h^{(K)}` and of the head's hidden layer
             (default ``dim``).
+        sparse_ids: sparse gradients for the id embeddings (only the batch's rows).
     """
 
     def __init__(self, n_items: int, dim: int, n_layers: int = 2, content: torch.Tensor | None = None,
-                 has_id: torch.Tensor | None = None, init_std: float = 0.1, hidden_dim: int | None = None):
+                 has_id: torch.Tensor | None = None, init_std: float = 0.1, hidden_dim: int | None = None,
+                 sparse_ids: bool = False):
         super().__init__()
         hid = hidden_dim or dim
         if content is None and has_id is None:
@@ -113,7 +115,7 @@ class PinSageModule(nn.Module):
         self.register_buffer("content", None if content is None else content.float())
         self.proj = None if content is None else nn.Linear(content.shape[1], hid)
         self.register_buffer("has_id", None if has_id is None else has_id.float())
-        self.item = None if has_id is None else nn.Embedding(n_items, hid)
+        self.item = None if has_id is None else nn.Embedding(n_items, hid, sparse=sparse_ids)
         if self.item is not None:
             nn.init.normal_(self.item.weight, std=init_std)
         self.convs = nn.ModuleList(PinSageConv(hid, hid) for _ in range(n_layers))
@@ -180,17 +182,24 @@ class PinSage(ContentAware, EmbeddingRecommender):
     r"""PinSage: importance-sampled graph convolutions over items; users as their items' mean.
 
     **Training** is the paper's item-to-item objective: for each training interaction
-    :math:`(u, i)`, the query is another item :math:`q` drawn from the user's
-    ``user_history`` most recent items (the very items :math:`u` is scored through), the
-    positive is :math:`i`, and the loss (``loss``: ``"bpr"``, or ``"margin"``, the paper's
+    :math:`(u, i)`, the query :math:`z_q` is the mean embedding of ``query_items`` items
+    drawn (with replacement) from the user's ``user_history`` most recent items other than
+    :math:`i` (with ``query_items=1``, the paper's single co-interacted item; more brings
+    the query closer to the mean a user is scored through), the positive is :math:`i`, and
+    the loss (``loss``: ``"bpr"``, or ``"margin"``, the paper's
     :math:`\max(0, z_q \cdot z_n - z_q \cdot z_i + \Delta)`) ranks :math:`z_q \cdot z_i`
-    above :math:`z_q \cdot z_n` for each negative :math:`n`. This needs three targets per
-    pair (no user tower, no history to embed per pair) and trains every parameter used at
-    scoring time. Negatives: ``n_easy`` uniform items per pair (never one of the user's items, and
-    only items with interactions, so cold and new items are not pushed down), plus
-    :func:`curriculum` hard negatives: items ranked in ``hard_window`` (0-based ranks
-    ``[lo, hi)``) for the query by the embeddings of the start of the epoch, again not
-    the user's items.
+    above :math:`z_q \cdot z_n` for each negative :math:`n`. A pair needs
+    ``query_items + 1`` targets plus its negatives (no user tower) and trains every
+    parameter used at scoring time. Negatives: ``n_easy`` uniform items per pair (never
+    one of the user's items, and only items with interactions, so cold and new items are
+    not pushed down), plus :func:`curriculum` hard negatives: items ranked in
+    ``hard_window`` (0-based ranks ``[lo, hi)``) for the query by the embeddings of the
+    start of the epoch, again not the user's items.
+
+    **Data-parallel**: started by ``accelerate launch`` (see :mod:`hybridrec.distributed`),
+    every process samples the same batches and trains on its own contiguous share of each;
+    DDP averages the gradients, so the updates are a single process's up to float
+    summation order.
 
     **Scoring**: :math:`s_{ui} = \bar z_u \cdot z_i`, :math:`\bar z_u` the mean of the final
     embeddings of :math:`u`'s ``user_history`` most recent training items (users with
@@ -214,6 +223,13 @@ class PinSage(ContentAware, EmbeddingRecommender):
         user_history: recent items a user is scored through (default 50).
         loss: ``"bpr"`` (default) or ``"margin"``; margin: :math:`\Delta`.
         n_easy: uniform negatives per pair (default 1).
+        query_items: history items averaged into a training query (default 1, the paper's
+            item-to-item pairs; more brings training closer to scoring through the mean).
+        steps_per_epoch: batches per epoch (default None: every training pair once); large
+            graphs train by steps, each epoch a fresh random subset of the pairs.
+        sparse_ids: sparse gradients and ``SparseAdam`` for the id embeddings, so a step
+            updates only its batch's rows: the step's cost then does not grow with the
+            catalogue (default False; not with DDP).
         easy_epochs, hard_per_epoch, max_hard: the :func:`curriculum` of hard negatives.
         hard_window: ``[lo, hi)`` ranks hard negatives are drawn from (default ``[10, 100]``).
         use_content: item content in the inputs: True, False (ids only, e.g. Gowalla), or
@@ -233,7 +249,8 @@ class PinSage(ContentAware, EmbeddingRecommender):
 
     def __init__(self, dim: int = 64, n_layers: int = 2, fan_out: int = 10, n_walks: int = 50,
                  walk_length: int = 4, restart_p: float = 0.3, user_history: int = 50, loss: str = "bpr",
-                 margin: float = 0.1, n_easy: int = 1, easy_epochs: int = 1, hard_per_epoch: int = 1, max_hard: int = 6,
+                 margin: float = 0.1, query_items: int = 1, steps_per_epoch: int | None = None,
+                 sparse_ids: bool = False, n_easy: int = 1, easy_epochs: int = 1, hard_per_epoch: int = 1, max_hard: int = 6,
                  hard_window: list[int] | tuple[int, int] = (10, 100), use_content: bool | None = None,
                  id_embedding: bool = True, hidden_dim: int | None = None, init_std: float = 0.1,
                  infer_batch_size: int = 1024,
@@ -248,13 +265,18 @@ class PinSage(ContentAware, EmbeddingRecommender):
         if use_content is False and not id_embedding:
             raise ValueError("use_content=False and id_embedding=False leave items with no input")
         for name, v in (("n_layers", n_layers), ("fan_out", fan_out), ("n_walks", n_walks),
-                        ("walk_length", walk_length), ("user_history", user_history), ("n_easy", n_easy)):
+                        ("walk_length", walk_length), ("user_history", user_history), ("n_easy", n_easy),
+                        ("query_items", query_items)):
             if int(v) < (0 if name == "n_layers" else 1):
                 raise ValueError(f"{name} must be >= {0 if name == 'n_layers' else 1}, got {v}")
         self.n_layers, self.fan_out = int(n_layers), int(fan_out)
         self.n_walks, self.walk_length, self.restart_p = int(n_walks), int(walk_length), float(restart_p)
         self.user_history, self.loss, self.margin = int(user_history), loss, float(margin)
-        self.n_easy = int(n_easy)
+        self.n_easy, self.query_items = int(n_easy), int(query_items)
+        if steps_per_epoch is not None and int(steps_per_epoch) < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1 or None (every pair once), got {steps_per_epoch}")
+        self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
+        self.sparse_ids = bool(sparse_ids)
         self.easy_epochs, self.hard_per_epoch, self.max_hard = int(easy_epochs), int(hard_per_epoch), int(max_hard)
         self.hard_window, self.use_content, self.id_embedding = [lo, hi], use_content, bool(id_embedding)
         self.init_std, self.infer_batch_size = float(init_std), int(infer_batch_size)
@@ -266,6 +288,8 @@ class PinSage(ContentAware, EmbeddingRecommender):
         return {**super().settings(), **self._text_settings(), "n_layers": self.n_layers, "fan_out": self.fan_out,
                 "n_walks": self.n_walks, "walk_length": self.walk_length, "restart_p": self.restart_p,
                 "user_history": self.user_history, "loss": self.loss, "margin": self.margin, "n_easy": self.n_easy,
+                "query_items": self.query_items, "steps_per_epoch": self.steps_per_epoch,
+                "sparse_ids": self.sparse_ids,
                 "easy_epochs": self.easy_epochs, "hard_per_epoch": self.hard_per_epoch, "max_hard": self.max_hard,
                 "hard_window": self.hard_window,
                 "use_content": self.use_content if self._uses_content is None else self._uses_content,
@@ -306,8 +330,11 @@ class PinSage(ContentAware, EmbeddingRecommender):
         return sums / counts.clamp_min(1)[:, None].to(item_emb.dtype)
 
     def _queries(self, users: torch.Tensor, pos: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """For each pair, a random item of the user's history other than the positive."""
+        """For each pair, ``query_items`` random items (with replacement) of the user's recent
+        history other than the positive, ``[B, query_items]``."""
         ptr, items = self._hist
+        m = self.query_items
+        users, pos = users[:, None].expand(-1, m), pos[:, None].expand(-1, m)
         start, deg = ptr[users], ptr[users + 1] - ptr[users]
         q = pos.clone()
         for _ in range(20):
@@ -334,12 +361,12 @@ class PinSage(ContentAware, EmbeddingRecommender):
 
     def _hard(self, z: torch.Tensor, q: torch.Tensor, users: torch.Tensor, n_hard: int,
               gen: torch.Generator) -> torch.Tensor:
-        """``n_hard`` items per query from ranks ``hard_window`` of ``z[q] . z``, not the user's."""
+        """``n_hard`` items per query from ranks ``hard_window`` of ``mean(z[q]) . z``, not the user's."""
         lo, hi = self.hard_window[0], min(self.hard_window[1], len(self._warm))
         u = users[:, None].expand(-1, n_hard)
         if hi <= lo:
             return self._uniform(u, gen)
-        window = _topk_chunked(z[q], z, self._is_warm, hi)[:, lo:hi]
+        window = _topk_chunked(z[q].mean(1), z, self._is_warm, hi)[:, lo:hi]
         def pick(shape):
             return torch.randint(hi - lo, shape, generator=gen, device=self.device)
 
@@ -363,6 +390,15 @@ class PinSage(ContentAware, EmbeddingRecommender):
             item_embeddings: precomputed content embeddings ``[n_items, d]`` (skips encoding).
             encoder: encoder object for the item strings; default :meth:`text_encoder`.
         """
+        gen = self.prepare(train, item_embeddings=item_embeddings, encoder=encoder)
+        self.history = self._train(train, valid, gen)
+        self._cache_embeddings()
+        return self
+
+    def prepare(self, train: Interactions, *, item_embeddings=None, encoder=None) -> torch.Generator:
+        """Everything ``fit`` does before the first step: content inputs, neighbour tables
+        (random walks from every item), recent histories, the negative sampler and a fresh
+        module. Returns the seeded generator training continues with."""
         self._remember(train)
         use = self.use_content
         if use is None:
@@ -374,23 +410,25 @@ class PinSage(ContentAware, EmbeddingRecommender):
         torch.manual_seed(self.seed)
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
         csr = train.to_csr()
+        t0 = time.perf_counter()
         self._nbrs, self._nbr_w = neighbour_table(WalkGraph(csr, self.device), self.n_walks, self.walk_length,
-                                                  self.restart_p, self.fan_out, gen)
+                                                  self.restart_p, self.fan_out, gen,
+                                                  progress=self.train_config.progress)
+        self.walk_seconds = time.perf_counter() - t0
+        log.info("PinSage neighbour tables of %d items in %.1fs", train.n_items, self.walk_seconds)
         counts = torch.as_tensor(train.item_counts(), device=self.device)
         self._is_warm = counts > 0
         self._warm = torch.nonzero(self._is_warm).squeeze(1)
         self._hist = tuple(t.to(self.device) for t in recent_items(train, self.user_history))
         self._sampler = UniformNegativeSampler(csr, device=self.device)
         self.module = self.build_module(train).to(self.device)
-        self.history = self._train(train, valid, gen)
-        self._cache_embeddings()
-        return self
+        return gen
 
     def build_module(self, train: Interactions) -> PinSageModule:
         """The module for ``train``: id embeddings for its items with interactions."""
         has_id = torch.as_tensor(train.item_counts() > 0, dtype=torch.float32) if self.id_embedding else None
         return PinSageModule(train.n_items, self.dim, self.n_layers, self._content, has_id, self.init_std,
-                             self._hidden)
+                             self._hidden, self.sparse_ids)
 
     @property
     def _hidden(self) -> int:
@@ -409,11 +447,16 @@ class PinSage(ContentAware, EmbeddingRecommender):
         users_all, items_all = self._pairs(train)
         if len(users_all) == 0:
             raise ValueError(f"no user of {train.name!r} has two training items: PinSage has nothing to train on")
-        opt = torch.optim.Adam(self.module.parameters(), lr=cfg.lr)
         dist = distributed.context(self.device)
+        if dist is not None and self.sparse_ids:
+            raise ValueError("sparse_ids=True cannot train data-parallel (DDP needs dense gradients on NCCL); "
+                             "set model.params.sparse_ids=false for a distributed run")
+        ids = [] if self.module.item is None or not self.sparse_ids else [self.module.item.weight]
+        dense = [p for p in self.module.parameters() if all(p is not q for q in ids)]
+        opts = [torch.optim.Adam(dense, lr=cfg.lr)] + ([torch.optim.SparseAdam(ids, lr=cfg.lr)] if ids else [])
         net = self.module
         if dist is not None:  # DDP: same sampling everywhere, one share of each batch per process
-            net, opt = dist.accelerator.prepare(self.module, opt)
+            net, *opts = dist.accelerator.prepare(self.module, *opts)
         world, seen = 1 if dist is None else dist.world_size, []
         metric, k = _parse_metric(cfg.valid_metric)
         do_valid = valid is not None and len(valid) > 0 and cfg.eval_every > 0
@@ -427,7 +470,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
             self.module.train()
             perm = torch.randperm(n, generator=gen, device=self.device)
             total, max_nodes, n_mine = torch.zeros((), device=self.device), 0, 0
-            for s in range(0, n, bs):
+            for s in range(0, n, bs)[:self.steps_per_epoch]:
                 idx = perm[s:s + bs]
                 u, p = users_all[idx], items_all[idx]
                 q = self._queries(u, p, gen)
@@ -440,11 +483,12 @@ class PinSage(ContentAware, EmbeddingRecommender):
                     if epoch == 0:
                         seen.append(idx[mine])
                 n_mine += len(u)
-                targets = torch.cat([q, p, neg.reshape(-1)])
+                targets = torch.cat([q.reshape(-1), p, neg.reshape(-1)])
                 graph = self.sample_graph(targets)
                 max_nodes = max(max_nodes, graph.n_nodes)
                 z = net(graph)
-                zq, zp, zn = z[:len(u)], z[len(u):2 * len(u)], z[2 * len(u):].view(len(u), neg.shape[1], z.shape[1])
+                zq, z = z[:q.numel()].view(*q.shape, -1).mean(1), z[q.numel():]
+                zp, zn = z[:len(u)], z[len(u):].view(len(u), neg.shape[1], z.shape[1])
                 pos_s = (zq * zp).sum(-1, keepdim=True).expand(-1, zn.shape[1])
                 neg_s = (zq[:, None] * zn).sum(-1)
                 # sums over the share / batch size: DDP's mean over processes is the batch mean
@@ -456,12 +500,14 @@ class PinSage(ContentAware, EmbeddingRecommender):
                 if cfg.l2 > 0:
                     h0 = self.module.inputs(targets)
                     loss = loss + cfg.l2 * h0.pow(2).sum() / 2 * scale
-                opt.zero_grad(set_to_none=True)
+                for opt in opts:
+                    opt.zero_grad(set_to_none=True)
                 if dist is None:
                     loss.backward()
                 else:
                     dist.accelerator.backward(loss)
-                opt.step()
+                for opt in opts:
+                    opt.step()
                 total += loss.detach() * len(idx) / world
             if dist is not None:
                 total = dist.accelerator.reduce(total, reduction="sum")
