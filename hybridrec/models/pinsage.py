@@ -501,9 +501,10 @@ class PinSage(ContentAware, EmbeddingRecommender):
                     loss = -F.logsigmoid(pos_s - neg_s).mean(1).sum() * scale
                 else:
                     loss = F.relu(neg_s - pos_s + self.margin).mean(1).sum() * scale
-                if cfg.l2 > 0:
-                    h0 = self.module.inputs(targets)
-                    loss = loss + cfg.l2 * h0.pow(2).sum() / 2 * scale
+                if cfg.l2 > 0:  # on every target's layer-0 vector, each distinct item computed once
+                    uniq, counts = torch.unique(targets, return_counts=True)
+                    h0 = self.module.inputs(uniq)
+                    loss = loss + cfg.l2 * (counts[:, None] * h0.pow(2)).sum() / 2 * scale
                 for opt in opts:
                     opt.zero_grad(set_to_none=True)
                 if dist is None:
