@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mode", choices=MODES, help="what to run (default: from config, 'collab')")
     p.add_argument("--model", help="collab: model name(s), comma-separated (e.g. popularity,mf); "
                    "hybrid: the graph backbone (lightgcn or mf), or pinsage (content and graph in one "
-                   "model); compare: the models compared (default: compare.models); llm: a causal LM folder or hub name (default: the "
-                   "offline SmolLM2-135M-Instruct)")
+                   "model); compare: the models compared (default: compare.models); llm: a causal LM "
+                   "folder or hub name (default: the offline SmolLM2-135M-Instruct)")
     p.add_argument("--dataset", help="data set name (synthetic, ml-100k, ml-1m, ml-latest-small, gowalla, ...)")
     p.add_argument("--data-path", help="local folder or file of the data set")
     p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable; later wins)")
@@ -139,20 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = build_config(args)
         cfg.run.device = resolve_device(cfg.run.device)
-        from .pipeline import model_params, run_models  # heavy imports after argument checks
+        from .pipeline import model_params  # heavy imports after argument checks
 
         if cfg.run.mode == "compare":
-            from .compare import check_compare_config, run_compare
+            from .compare import check_compare_config
 
             check_compare_config(cfg)  # unknown models or settings fail here
+            check_distributed(["compare"])
         elif cfg.run.mode == "llm":
-            from .pipeline_llm import check_llm_config, run_llm
+            from .pipeline_llm import check_llm_config
 
             check_llm_config(cfg)
+            check_distributed(["llm"])
         else:
-            model_params(cfg.model.name, cfg.model.params)
-        check_distributed(list(model_params(cfg.model.name, cfg.model.params))
-                          if cfg.run.mode in ("collab", "hybrid") else [cfg.run.mode])
+            check_distributed(list(model_params(cfg.model.name, cfg.model.params)))
     except (ConfigError, ValueError, RuntimeError) as e:  # settings, or a model that is not installed
         print(f"error: {e}", file=sys.stderr)
         return 2

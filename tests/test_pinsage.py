@@ -204,6 +204,7 @@ def test_steps_per_epoch_caps_the_batches(split):
     cfg = dataclasses.replace(FAST, epochs=2, batch_size=16)
     m = PinSage(dim=4, steps_per_epoch=3, use_content=False, train=cfg).fit(split.train)
     assert [r["pairs"] for r in m.history.rows] == [48, 48]
+    assert 0.4 < m.history.rows[0]["loss"] < 1.0  # a mean over the 48 pairs trained on (BPR starts near ln 2)
     with pytest.raises(ValueError, match="steps_per_epoch"):
         PinSage(steps_per_epoch=0)
 

@@ -254,7 +254,8 @@ class PinSage(ContentAware, EmbeddingRecommender):
     def __init__(self, dim: int = 64, n_layers: int = 2, fan_out: int = 10, n_walks: int = 50,
                  walk_length: int = 4, restart_p: float = 0.3, user_history: int = 50, loss: str = "bpr",
                  margin: float = 0.1, query_items: int = 1, steps_per_epoch: int | None = None,
-                 sparse_ids: bool = False, n_easy: int = 1, easy_epochs: int = 1, hard_per_epoch: int = 1, max_hard: int = 6,
+                 sparse_ids: bool = False, n_easy: int = 1, easy_epochs: int = 1, hard_per_epoch: int = 1,
+                 max_hard: int = 6,
                  hard_window: list[int] | tuple[int, int] = (10, 100), use_content: bool | None = None,
                  id_embedding: bool = True, hidden_dim: int | None = None, init_std: float = 0.1,
                  infer_batch_size: int = 1024,
@@ -473,7 +474,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
             z_all = self._embed_all() if n_hard else None
             self.module.train()
             perm = torch.randperm(n, generator=gen, device=self.device)
-            total, max_nodes, n_mine = torch.zeros((), device=self.device), 0, 0
+            total, max_nodes, n_mine, n_seen = torch.zeros((), device=self.device), 0, 0, 0
             for s in range(0, n, bs)[:self.steps_per_epoch]:
                 idx = perm[s:s + bs]
                 u, p = users_all[idx], items_all[idx]
@@ -514,11 +515,12 @@ class PinSage(ContentAware, EmbeddingRecommender):
                 for opt in opts:
                     opt.step()
                 total += loss.detach() * len(idx) / world
+                n_seen += len(idx)
             if dist is not None:
                 total = dist.accelerator.reduce(total, reduction="sum")
                 if epoch == 0:
                     self.trained_pairs = torch.cat(seen).cpu() if seen else torch.empty(0, dtype=torch.long)
-            row = {"epoch": epoch + 1, "loss": float(total) / n, "n_hard": n_hard, "max_nodes": max_nodes,
+            row = {"epoch": epoch + 1, "loss": float(total) / n_seen, "n_hard": n_hard, "max_nodes": max_nodes,
                    "pairs": n_mine, "seconds": time.perf_counter() - t0}
             if do_valid and (epoch + 1) % cfg.eval_every == 0:
                 from ..eval import EmbeddingScorer, evaluate  # eval is not needed to train
