@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     dist = context(cfg.run.device)  # None unless started by a distributed launcher
+    if dist is not None and cfg.run.device.startswith("cuda"):
+        cfg.run.device = str(dist.accelerator.device)  # one GPU per process: cuda:<local rank>
     try:
         return _run(cfg, args, dist)
     finally:
