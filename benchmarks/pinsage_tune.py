@@ -33,15 +33,12 @@ from hybridrec.config import load_config  # noqa: E402
 from hybridrec.data import load_dataset, make_split  # noqa: E402
 from hybridrec.eval import EmbeddingScorer, evaluate  # noqa: E402
 from hybridrec.models import build_model  # noqa: E402
-from hybridrec.models.pinsage import recent_items  # noqa: E402
+from hybridrec.models.pinsage import history_means, recent_items  # noqa: E402
 
 
 def mean_of_recent(split, item_emb: torch.Tensor, k: int) -> torch.Tensor:
-    ptr, items = recent_items(split.train, k)
-    counts = ptr[1:] - ptr[:-1]
-    owner = torch.repeat_interleave(torch.arange(len(counts)), counts)
-    sums = torch.zeros(len(counts), item_emb.shape[1]).index_add_(0, owner, item_emb[items])
-    return sums / counts.clamp_min(1)[:, None]
+    """Users as the mean of their ``k`` most recent training items' vectors."""
+    return history_means(recent_items(split.train, k), item_emb)
 
 
 def rounded(metrics: dict) -> dict:

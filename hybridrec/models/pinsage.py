@@ -165,6 +165,17 @@ def recent_items(train: Interactions, k: int) -> tuple[torch.Tensor, torch.Tenso
     return torch.as_tensor(indptr, dtype=torch.long), items
 
 
+def history_means(history: tuple[torch.Tensor, torch.Tensor], item_emb: torch.Tensor) -> torch.Tensor:
+    """Each user's mean item vector over a CSR ``history`` (``(indptr, items)``, as from
+    :func:`recent_items`), ``[n_users, d]``; users with no items get zeros."""
+    ptr, items = history
+    counts = (ptr[1:] - ptr[:-1]).to(item_emb.device)
+    owner = torch.repeat_interleave(torch.arange(len(counts), device=item_emb.device), counts)
+    sums = torch.zeros(len(counts), item_emb.shape[1], device=item_emb.device, dtype=item_emb.dtype)
+    sums.index_add_(0, owner, item_emb[items.to(item_emb.device)])
+    return sums / counts.clamp_min(1)[:, None].to(item_emb.dtype)
+
+
 def _topk_chunked(queries: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, k: int,
                   max_pairs: int = 2 ** 24) -> torch.Tensor:
     """Indices of the ``k`` best items (``mask`` true) for each query, ``[B, k]``, scoring
@@ -327,12 +338,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
         return out
 
     def _users_from(self, item_emb: torch.Tensor) -> torch.Tensor:
-        ptr, items = self._hist
-        counts = (ptr[1:] - ptr[:-1]).to(item_emb.device)
-        owner = torch.repeat_interleave(torch.arange(len(counts), device=item_emb.device), counts)
-        sums = torch.zeros(len(counts), item_emb.shape[1], device=item_emb.device, dtype=item_emb.dtype)
-        sums.index_add_(0, owner, item_emb[items.to(item_emb.device)])
-        return sums / counts.clamp_min(1)[:, None].to(item_emb.dtype)
+        return history_means(self._hist, item_emb)
 
     def _queries(self, users: torch.Tensor, pos: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """For each pair, ``query_items`` random items (with replacement) of the user's recent
