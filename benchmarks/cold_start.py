@@ -195,7 +195,7 @@ def _command(args, out: Path) -> str:
 
 
 def print_table(summary) -> None:
-    print(f"\nRecall@20 / NDCG@20, mean +- std over seeds")
+    print("\nRecall@20 / NDCG@20, mean +- std over seeds")
     print(f"{'model':>16}  " + "  ".join(f"{g:>24}" for g in GROUPS))
     for model in dict.fromkeys(summary["model"]):
         cells = []

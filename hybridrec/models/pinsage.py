@@ -73,7 +73,8 @@ class PinSageConv(nn.Module):
         msg = F.relu(self.neighbour(h))
         w = torch.where(neighbour_index >= 0, weights, torch.zeros_like(weights))
         w = w / w.sum(1, keepdim=True).clamp_min(1e-12)
-        # a weighted bag sum: 1.5x faster forward + backward than gathering [n, T, d] on CPU
+        # a weighted bag sum: forward + backward 4.7x faster than gathering [n, T, d] on CPU
+        # (64 vs 300 ms, 30k nodes, T=10, 2 cores; benchmarks/pinsage_pooling.py)
         if neighbour_index.shape[1] == 0:  # no neighbour lists at all (new items)
             pooled = msg.new_zeros(len(neighbour_index), msg.shape[1])
         else:
