@@ -188,6 +188,29 @@ def test_user_queries_average_several_history_items_and_learn_the_blocks(split):
     assert m._sampler.is_positive(users[:, None].expand(-1, 4), q).all()  # the user's own items
 
 
+def test_preceding_queries_come_from_the_items_just_before_the_positive(split):
+    from hybridrec.data import Interactions
+
+    tr = split.train
+    timed = Interactions(tr.users, tr.items, tr.user_vocab, tr.item_vocab, timestamps=np.arange(len(tr)), name="t")
+    m = PinSage(dim=4, query_items=3, query_from="preceding", query_window=2, use_content=False, train=FAST,
+                seed=1).fit(timed)
+    assert auc(m, split) > 0.9
+    users, pos, at = m._pairs(timed)
+    ptr, seq = m._seq
+    for u in (0, 7, 20):  # each user's items in time order; all but the first are positives
+        assert seq[ptr[u]:ptr[u + 1]].tolist() == tr.items[tr.users == u].tolist()
+        assert pos[users == u].tolist() == tr.items[tr.users == u][1:].tolist()
+    q = m._queries(users, pos, _gen(), at)
+    assert q.shape == (len(users), 3)
+    first = at - ptr[users] == 1  # second item: only the first can query for it
+    assert torch.all(q[first] == seq[at[first] - 1][:, None])
+    window = torch.stack([seq[at - 1], seq[(at - 2).clamp_min(0)]], 1)
+    assert torch.all((q[:, :, None] == window[:, None, :]).any(-1))  # one of the two items before
+    later = q[~first]  # and both of them are drawn
+    assert (later == seq[at[~first] - 2][:, None]).any() and (later == seq[at[~first] - 1][:, None]).any()
+
+
 def test_sparse_id_embeddings_learn_the_blocks_and_update_only_batch_rows(split):
     m = PinSage(dim=4, sparse_ids=True, use_content=False, train=FAST, seed=1).fit(split.train)
     assert auc(m, split) > 0.9
@@ -298,6 +321,8 @@ def test_save_load_round_trip(text_model, cold_split, tmp_path):
 
 @pytest.mark.parametrize("bad, message", [
     ({"loss": "hinge"}, "loss must be"),
+    ({"query_from": "future"}, "query_from must be"),
+    ({"query_window": 0}, "query_window"),
     ({"hard_window": [5, 5]}, "hard_window"),
     ({"fan_out": 0}, "fan_out"),
     ({"use_content": False, "id_embedding": False}, "no input"),

@@ -32,6 +32,7 @@ from .content_base import ContentAware
 from .embedding import EmbeddingRecommender
 
 LOSSES = ("bpr", "margin")
+QUERY_FROM = ("recent", "preceding")
 log = logging.getLogger("hybridrec.train")
 
 
@@ -241,6 +242,13 @@ class PinSage(ContentAware, EmbeddingRecommender):
         n_easy: uniform negatives per pair (default 1).
         query_items: history items averaged into a training query (default 1, the paper's
             item-to-item pairs; more brings training closer to scoring through the mean).
+        query_from: where a pair's query items come from: ``"recent"`` (default), the
+            user's ``user_history`` most recent items other than the positive; or
+            ``"preceding"``, the ``query_window`` items (default ``user_history``) just
+            before the positive in the user's time-ordered history (rows without
+            timestamps: row order), so training poses the task a temporal test does,
+            the next items from the ones before them; a user's first item is not a positive.
+        query_window: see ``query_from``.
         steps_per_epoch: batches per epoch (default None: every training pair once); large
             graphs train by steps, each epoch a fresh random subset of the pairs.
         sparse_ids: sparse gradients and ``SparseAdam`` for the id embeddings, so a step
@@ -265,7 +273,8 @@ class PinSage(ContentAware, EmbeddingRecommender):
 
     def __init__(self, dim: int = 64, n_layers: int = 2, fan_out: int = 10, n_walks: int = 50,
                  walk_length: int = 4, restart_p: float = 0.3, user_history: int = 50, loss: str = "bpr",
-                 margin: float = 0.1, query_items: int = 1, steps_per_epoch: int | None = None,
+                 margin: float = 0.1, query_items: int = 1, query_from: str = "recent",
+                 query_window: int | None = None, steps_per_epoch: int | None = None,
                  sparse_ids: bool = False, n_easy: int = 1, easy_epochs: int = 1, hard_per_epoch: int = 1,
                  max_hard: int = 6,
                  hard_window: list[int] | tuple[int, int] = (10, 100), use_content: bool | None = None,
@@ -276,6 +285,10 @@ class PinSage(ContentAware, EmbeddingRecommender):
         super().__init__(dim=dim, **kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if query_from not in QUERY_FROM:
+            raise ValueError(f"query_from must be one of {QUERY_FROM}, got {query_from!r}")
+        if query_window is not None and int(query_window) < 1:
+            raise ValueError(f"query_window must be >= 1 or None (user_history), got {query_window}")
         lo, hi = (int(x) for x in hard_window)
         if not 0 <= lo < hi:
             raise ValueError(f"hard_window must be [lo, hi) ranks with 0 <= lo < hi, got {hard_window!r}")
@@ -289,7 +302,8 @@ class PinSage(ContentAware, EmbeddingRecommender):
         self.n_layers, self.fan_out = int(n_layers), int(fan_out)
         self.n_walks, self.walk_length, self.restart_p = int(n_walks), int(walk_length), float(restart_p)
         self.user_history, self.loss, self.margin = int(user_history), loss, float(margin)
-        self.n_easy, self.query_items = int(n_easy), int(query_items)
+        self.n_easy, self.query_items, self.query_from = int(n_easy), int(query_items), query_from
+        self.query_window = None if query_window is None else int(query_window)
         if steps_per_epoch is not None and int(steps_per_epoch) < 1:
             raise ValueError(f"steps_per_epoch must be >= 1 or None (every pair once), got {steps_per_epoch}")
         self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
@@ -305,7 +319,8 @@ class PinSage(ContentAware, EmbeddingRecommender):
         return {**super().settings(), **self._text_settings(), "n_layers": self.n_layers, "fan_out": self.fan_out,
                 "n_walks": self.n_walks, "walk_length": self.walk_length, "restart_p": self.restart_p,
                 "user_history": self.user_history, "loss": self.loss, "margin": self.margin, "n_easy": self.n_easy,
-                "query_items": self.query_items, "steps_per_epoch": self.steps_per_epoch,
+                "query_items": self.query_items, "query_from": self.query_from,
+                "query_window": self.query_window, "steps_per_epoch": self.steps_per_epoch,
                 "sparse_ids": self.sparse_ids,
                 "easy_epochs": self.easy_epochs, "hard_per_epoch": self.hard_per_epoch, "max_hard": self.max_hard,
                 "hard_window": self.hard_window,
@@ -341,11 +356,18 @@ class PinSage(ContentAware, EmbeddingRecommender):
     def _users_from(self, item_emb: torch.Tensor) -> torch.Tensor:
         return history_means(self._hist, item_emb)
 
-    def _queries(self, users: torch.Tensor, pos: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """For each pair, ``query_items`` random items (with replacement) of the user's recent
-        history other than the positive, ``[B, query_items]``."""
-        ptr, items = self._hist
+    def _queries(self, users: torch.Tensor, pos: torch.Tensor, gen: torch.Generator,
+                 at: torch.Tensor | None = None) -> torch.Tensor:
+        """For each pair, ``query_items`` random items (with replacement), ``[B, query_items]``:
+        of the user's recent history other than the positive, or (``at``: the pairs'
+        positions in the time-ordered histories) of the ``query_window`` items just before it."""
         m = self.query_items
+        if at is not None:
+            ptr, seq = self._seq
+            window = torch.clamp(at - ptr[users], max=self.query_window or self.user_history)[:, None]
+            r = torch.rand((len(at), m), generator=gen, device=self.device, dtype=torch.float64)
+            return seq[at[:, None] - 1 - torch.minimum((r * window).long(), window - 1)]
+        ptr, items = self._hist
         users, pos = users[:, None].expand(-1, m), pos[:, None].expand(-1, m)
         start, deg = ptr[users], ptr[users + 1] - ptr[users]
         q = pos.clone()
@@ -432,6 +454,9 @@ class PinSage(ContentAware, EmbeddingRecommender):
         self._is_warm = counts > 0
         self._warm = torch.nonzero(self._is_warm).squeeze(1)
         self._hist = tuple(t.to(self.device) for t in recent_items(train, self.user_history))
+        # each user's whole history in time order, for queries of the items before a positive
+        self._seq = (tuple(t.to(self.device) for t in recent_items(train, max(1, len(train))))
+                     if self.query_from == "preceding" else None)
         self._sampler = UniformNegativeSampler(csr, device=self.device)
         self.module = self.build_module(train).to(self.device)
         return gen
@@ -446,17 +471,24 @@ class PinSage(ContentAware, EmbeddingRecommender):
     def _hidden(self) -> int:
         return self.hidden_dim or max(self.dim, 64)
 
-    def _pairs(self, train: Interactions) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training (user, item) pairs whose user has another item to query with."""
+    def _pairs(self, train: Interactions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Training (user, item) pairs that have an item to query with, and (``query_from=
+        "preceding"``) each pair's position in the time-ordered histories (else None)."""
+        if self._seq is not None:  # every distinct item but each user's first
+            ptr, items = self._seq
+            owner = torch.repeat_interleave(torch.arange(len(ptr) - 1, device=self.device), ptr[1:] - ptr[:-1])
+            at = torch.arange(len(items), device=self.device)
+            keep = at > ptr[owner]
+            return owner[keep], items[keep], at[keep]
         ptr = self._hist[0]
         n_hist = (ptr[1:] - ptr[:-1]).cpu().numpy()
         keep = n_hist[train.users] >= 2
         return (torch.as_tensor(train.users[keep], device=self.device),
-                torch.as_tensor(train.items[keep], device=self.device))
+                torch.as_tensor(train.items[keep], device=self.device), None)
 
     def _train(self, train: Interactions, valid: Interactions | None, gen: torch.Generator) -> TrainHistory:
         cfg = self.train_config
-        users_all, items_all = self._pairs(train)
+        users_all, items_all, at_all = self._pairs(train)
         if len(users_all) == 0:
             raise ValueError(f"no user of {train.name!r} has two training items: PinSage has nothing to train on")
         dist = distributed.context(self.device)
@@ -485,7 +517,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
             for s in range(0, n, bs)[:self.steps_per_epoch]:
                 idx = perm[s:s + bs]
                 u, p = users_all[idx], items_all[idx]
-                q = self._queries(u, p, gen)
+                q = self._queries(u, p, gen, None if at_all is None else at_all[idx])
                 neg = self._uniform(u[:, None].expand(-1, self.n_easy), gen)
                 if n_hard:
                     neg = torch.cat([neg, self._hard(z_all, q, u, n_hard, gen)], 1)
