@@ -195,14 +195,15 @@ def render(results: dict) -> str:
     lines = [f"{machine['device']}: {machine.get('gpu') or machine['cpu']}, {machine['cores']} cores, "
              f"torch {machine['torch']}", "",
              "| graph (users / items / interactions) | walks: targets/s | prepare other s | step s | triples/s "
-             "| nodes/step (bound) | RSS before steps GiB (of it optimizer state + pair arrays) "
-             "| RSS growth in the steps GiB | infer items/s |",
+             "| nodes/step (bound) | RSS before steps GiB "
+             "| RSS growth in the steps GiB (sizes of optimizer state + pair arrays, made once per fit) "
+             "| infer items/s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['users']:,} / {r['items']:,} / {r['interactions']:,} | {r['walk_targets_per_s']:,.0f} "
                      f"| {r['prepare_other_s']:.1f} | {r['step_s']:.3f} | {r['batch_triples'] / r['step_s']:,.0f} "
                      f"| {r['max_nodes_per_step']:,} ({r['node_bound']:,}) | {r['rss_before_steps_gib']:.2f} "
-                     f"({r['optimizer_state_gib']:.2f} + {r['pair_arrays_gib']:.2f}) | {r['step_memory_gib']:.2f} "
+                     f"| {r['step_memory_gib']:.2f} ({r['optimizer_state_gib']:.2f} + {r['pair_arrays_gib']:.2f}) "
                      f"| {r['infer_items_per_s']:,.0f} |")
     if "gpu" in machine:
         lines += ["", "GPU memory (GiB): allocated before the steps, peak growth during them", "",
