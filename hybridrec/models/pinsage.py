@@ -202,7 +202,10 @@ class PinSage(ContentAware, EmbeddingRecommender):
     :math:`(u, i)`, the query :math:`z_q` is the mean embedding of ``query_items`` items
     drawn (with replacement) from the user's ``user_history`` most recent items other than
     :math:`i` (with ``query_items=1``, the paper's single co-interacted item; more brings
-    the query closer to the mean a user is scored through), the positive is :math:`i`, and
+    the query closer to the mean a user is scored through), or, with
+    ``query_from="preceding"``, from the ``query_window`` items just before :math:`i` in
+    the user's time-ordered history (next-item training, for temporal splits), the
+    positive is :math:`i`, and
     the loss (``loss``: ``"bpr"``, or ``"margin"``, the paper's
     :math:`\max(0, z_q \cdot z_n - z_q \cdot z_i + \Delta)`) ranks :math:`z_q \cdot z_i`
     above :math:`z_q \cdot z_n` for each negative :math:`n`. A pair needs
