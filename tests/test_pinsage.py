@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from hybridrec.config import TrainConfig
 from hybridrec.graph.walks import WalkGraph, computation_graph, importance_neighbours, neighbour_table
 from hybridrec.models.base import _accepted_settings
-from hybridrec.models.pinsage import PinSage, PinSageConv, _topk_chunked, curriculum, recent_items
+from hybridrec.models.pinsage import (PinSage, PinSageConv, _topk_chunked, curriculum, history_tail,
+                                      recent_items)
 from text_fakes import FakeEncoder, block_item_embeddings
 from toy import block_split
 
@@ -148,6 +149,9 @@ def test_recent_items_follow_timestamps():
     ptr, items = recent_items(timed, 3)
     assert torch.all(ptr[1:] - ptr[:-1] == 3)
     assert set(items[:3].tolist()) == set(tr.items[tr.users == 0][:3].tolist())
+    for k in (1, 3, 1000):  # the tail of the whole histories is the k most recent
+        tail = history_tail(recent_items(timed, len(timed)), k)
+        assert all(torch.equal(x, y) for x, y in zip(tail, recent_items(timed, k)))
 
 
 # -- the recommender ----------------------------------------------------------------------

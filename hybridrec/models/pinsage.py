@@ -167,6 +167,18 @@ def recent_items(train: Interactions, k: int) -> tuple[torch.Tensor, torch.Tenso
     return torch.as_tensor(indptr, dtype=torch.long), items
 
 
+def history_tail(history: tuple[torch.Tensor, torch.Tensor], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last ``k`` items of each user of a CSR ``history`` (as from :func:`recent_items`):
+    ``recent_items(train, k)`` from ``recent_items(train, n)`` for any ``n >= k``."""
+    ptr, items = history
+    counts = ptr[1:] - ptr[:-1]
+    owner = torch.repeat_interleave(torch.arange(len(counts), device=ptr.device), counts)
+    keep = torch.arange(len(items), device=ptr.device) >= ptr[1:][owner] - k
+    new_ptr = torch.zeros_like(ptr)
+    torch.cumsum(counts.clamp(max=k), 0, out=new_ptr[1:])
+    return new_ptr, items[keep]
+
+
 def history_means(history: tuple[torch.Tensor, torch.Tensor], item_emb: torch.Tensor) -> torch.Tensor:
     """Each user's mean item vector over a CSR ``history`` (``(indptr, items)``, as from
     :func:`recent_items`), ``[n_users, d]``; users with no items get zeros."""
@@ -456,10 +468,12 @@ class PinSage(ContentAware, EmbeddingRecommender):
         counts = torch.as_tensor(train.item_counts(), device=self.device)
         self._is_warm = counts > 0
         self._warm = torch.nonzero(self._is_warm).squeeze(1)
-        self._hist = tuple(t.to(self.device) for t in recent_items(train, self.user_history))
-        # each user's whole history in time order, for queries of the items before a positive
-        self._seq = (tuple(t.to(self.device) for t in recent_items(train, max(1, len(train))))
-                     if self.query_from == "preceding" else None)
+        if self.query_from == "preceding":  # whole histories in time order: queries precede positives
+            self._seq = tuple(t.to(self.device) for t in recent_items(train, max(1, len(train))))
+            self._hist = history_tail(self._seq, self.user_history)
+        else:
+            self._seq = None
+            self._hist = tuple(t.to(self.device) for t in recent_items(train, self.user_history))
         self._sampler = UniformNegativeSampler(csr, device=self.device)
         self.module = self.build_module(train).to(self.device)
         return gen
