@@ -40,12 +40,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hybridrec.compare import RandomScores, parse_threshold  # noqa: E402
+from hybridrec.experiments.compare import RandomScores, parse_threshold  # noqa: E402
 from hybridrec.config import TrainConfig  # noqa: E402
 from hybridrec.data import load_dataset, make_split  # noqa: E402
 from hybridrec.eval import evaluate  # noqa: E402
 from hybridrec.models import build_model  # noqa: E402
-from hybridrec.plots import threshold_sweep  # noqa: E402
+from hybridrec.experiments.plots import threshold_sweep  # noqa: E402
 from hybridrec.text import TextEncoder, item_strings  # noqa: E402
 
 GROUPS = ("all", "warm", "cold")
@@ -211,7 +211,7 @@ def _sd(x) -> str:
 
 
 def plot_sweep(summary, args, out: Path) -> None:
-    """The library's sweep plot (:func:`hybridrec.plots.threshold_sweep`) of the sweep rows."""
+    """The library's sweep plot (:func:`hybridrec.experiments.plots.threshold_sweep`) of the sweep rows."""
     labels = {("hybrid" if t == 100 else f"hybrid tau={_fmt(t)}"): t for t in args.thresholds}
     sweep = summary[summary["model"].isin(labels)].assign(threshold=lambda f: f["model"].map(labels))
     seeds = args.seeds[:args.sweep_seeds]

@@ -41,7 +41,7 @@ from hybridrec.data import load_dataset, make_split  # noqa: E402
 from hybridrec.eval.candidates import build_candidates, evaluate_candidates, random_reference  # noqa: E402
 from hybridrec.llm import LLMRanker  # noqa: E402
 from hybridrec.models import build_model  # noqa: E402
-from hybridrec.twostage import two_stage_evaluate  # noqa: E402
+from hybridrec.eval.twostage import two_stage_evaluate  # noqa: E402
 
 KS = (1, 5, 10)
 

@@ -33,7 +33,7 @@ from hybridrec.config import load_config  # noqa: E402
 from hybridrec.data import Split, load_dataset, make_split  # noqa: E402
 from hybridrec.eval import EmbeddingScorer, evaluate  # noqa: E402
 from hybridrec.models import build_model  # noqa: E402
-from hybridrec.models.pinsage import history_means, recent_items  # noqa: E402
+from hybridrec.data.sequences import history_means, recent_items  # noqa: E402
 
 
 def mean_of_recent(split, item_emb: torch.Tensor, k: int) -> torch.Tensor:

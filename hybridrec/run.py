@@ -17,17 +17,7 @@ from pathlib import Path
 import yaml
 
 from .config import Config, ConfigError, load_config
-from .distributed import check_distributed, context
-
-MODES = ("collab", "cold", "hybrid", "llm", "compare")
-_COLD = {"data": {"split": "cold_item", "split_options": {}}}
-#: Settings a mode starts from (config files and --set win): the content-aware modes hold
-#: cold items out; compare trains many models on several seeds, so it trains each for
-#: fewer epochs at a higher learning rate and gives the LLM 50 users, to finish in minutes.
-MODE_BASE = {
-    "cold": _COLD, "hybrid": _COLD,
-    "compare": {**_COLD, "train": {"epochs": 20, "lr": 0.005}, "candidates": {"n_users": 50}},
-}
+from .experiments.modes import MODES
 log = logging.getLogger("hybridrec")
 
 
@@ -36,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m hybridrec.run",
         description="Train and evaluate recommenders on one harness (full ranking, training items masked).",
     )
-    p.add_argument("--mode", choices=MODES, help="what to run (default: from config, 'collab')")
+    p.add_argument("--mode", choices=list(MODES), help="what to run (default: from config, 'collab')")
     p.add_argument("--model", help="collab: model name(s), comma-separated (e.g. popularity,mf); "
                    "hybrid: the graph backbone (lightgcn or mf), or pinsage (content and graph in one "
                    "model); compare: the models compared (default: compare.models); llm: a causal LM "
@@ -70,13 +60,15 @@ def build_config(args: argparse.Namespace) -> Config:
     }
     overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
     mode = args.mode or load_config(args.config, overrides).run.mode
+    if mode not in MODES:
+        raise ConfigError(f"run.mode {mode!r} is not a mode; modes: {', '.join(MODES)}")
     if args.model and mode == "hybrid" and args.model != "pinsage":
         overrides.append(f"model.params.backbone={args.model}")
     elif args.model and mode not in ("compare", "llm"):
         overrides.append(f"model.name={args.model}")
     if args.quiet:
         overrides.append("train.progress=false")
-    base = MODE_BASE.get(mode, {})
+    base = MODES[mode].base if mode in MODES else {}
     cfg = load_config(args.config, overrides, base=base)
     if mode == "cold":
         cfg.model.name = "content"
@@ -139,23 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = build_config(args)
         cfg.run.device = resolve_device(cfg.run.device)
-        from .pipeline import model_params  # heavy imports after argument checks
-
-        if cfg.run.mode == "compare":
-            from .compare import check_compare_config
-
-            check_compare_config(cfg)  # unknown models or settings fail here
-            check_distributed(["compare"])
-        elif cfg.run.mode == "llm":
-            from .pipeline_llm import check_llm_config
-
-            check_llm_config(cfg)
-            check_distributed(["llm"])
-        else:
-            check_distributed(list(model_params(cfg.model.name, cfg.model.params)))
+        MODES[cfg.run.mode].check(cfg)
     except (ConfigError, ValueError, RuntimeError) as e:  # settings, or a model that is not installed
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+    from .train.distributed import context
 
     dist = context(cfg.run.device)  # None unless started by a distributed launcher
     if dist is not None and cfg.run.device.startswith("cuda"):
@@ -177,18 +158,7 @@ def _run(cfg: Config, args: argparse.Namespace, dist) -> int:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     log.info("run folder %s; config %s", run_dir, json.dumps(cfg.to_dict()))
     try:
-        if cfg.run.mode == "compare":
-            from .compare import run_compare
-
-            report = run_compare(cfg, run_dir, progress=cfg.train.progress)[1]
-        elif cfg.run.mode == "llm":
-            from .pipeline_llm import run_llm
-
-            report = run_llm(cfg, run_dir)
-        else:
-            from .pipeline import run_models
-
-            report = run_models(cfg, run_dir, new_items=args.new_items, top_k=args.top_k)
+        report = MODES[cfg.run.mode].run(cfg, run_dir, new_items=args.new_items, top_k=args.top_k)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:  # data, settings, models
         log.debug("run failed", exc_info=True)  # the traceback goes to run.log only
         print(f"error: {e}", file=sys.stderr)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from hybridrec.compare import check_compare_config, parse_threshold, run_compare
+from hybridrec.experiments.compare import check_compare_config, parse_threshold, run_compare
 from hybridrec.config import ConfigError, load_config
 from hybridrec.run import main
 

@@ -11,8 +11,8 @@ import pytest
 from safetensors.torch import load_file
 
 from hybridrec.data import generate_synthetic, make_split
-from hybridrec.distributed import DistContext, check_distributed
-from hybridrec.models.pinsage import recent_items
+from hybridrec.train.distributed import DistContext, check_distributed
+from hybridrec.data.sequences import recent_items
 from hybridrec.run import main
 
 

@@ -275,7 +275,7 @@ def test_llm_mode_cli_prints_table_and_cost(tiny_folder, tmp_path, capsys):
 
 
 def test_compare_mode_puts_the_llm_on_the_candidate_protocol(tiny_folder, tmp_path):
-    from hybridrec.compare import run_compare
+    from hybridrec.experiments.compare import run_compare
     from hybridrec.config import load_config
 
     cfg = load_config(overrides=SMALL + [

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from hybridrec.config import TrainConfig
 from hybridrec.graph.walks import WalkGraph, computation_graph, importance_neighbours, neighbour_table
-from hybridrec.models.base import _accepted_settings
-from hybridrec.models.pinsage import (PinSage, PinSageConv, _topk_chunked, curriculum, history_tail,
-                                      recent_items)
+from hybridrec.models.base import accepted_settings
+from hybridrec.data.sequences import history_tail, recent_items
+from hybridrec.models.pinsage import (PinSage, PinSageConv, topk_chunked, curriculum)
 from text_fakes import FakeEncoder, block_item_embeddings
 from toy import block_split
 
@@ -135,8 +135,8 @@ def test_topk_in_chunks_equals_plain_topk():
     q, z = torch.randn(3, 4), torch.randn(50, 4)
     mask = torch.rand(50) > 0.3
     want = torch.topk((q @ z.T).masked_fill(~mask, -torch.inf), 7, dim=1).indices
-    assert torch.equal(_topk_chunked(q, z, mask, 7), want)
-    assert torch.equal(_topk_chunked(q, z, mask, 7, max_pairs=3 * 8), want)  # chunks of 8 items
+    assert torch.equal(topk_chunked(q, z, mask, 7), want)
+    assert torch.equal(topk_chunked(q, z, mask, 7, max_pairs=3 * 8), want)  # chunks of 8 items
 
 
 def test_recent_items_follow_timestamps():
@@ -319,7 +319,7 @@ def test_save_load_round_trip(text_model, cold_split, tmp_path):
     new = text_model.new_items([{"item_id": "n1", "title": "beta story"}], encoder=FakeEncoder())
     np.testing.assert_array_equal(again.score_new_items(new), text_model.score_new_items(new))
     assert torch.equal(again._nbrs, text_model._nbrs)
-    assert set(text_model.settings()) <= _accepted_settings(PinSage)
+    assert set(text_model.settings()) <= accepted_settings(PinSage)
     assert build_model("pinsage", {"dim": 4}).dim == 4
 
 

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from hybridrec.retrieval import ItemIndex, faiss_available, recall_at_m
+from hybridrec.eval.retrieval import ItemIndex, faiss_available, recall_at_m
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hybridrec.data import Interactions, Split, Vocabulary
-from hybridrec.twostage import two_stage_evaluate
+from hybridrec.eval.twostage import two_stage_evaluate
 
 
 class Stub:

@@ -19,9 +19,10 @@ from .metrics import (
     precision_at_k,
     recall_at_k,
 )
-from .report import format_table, save_results
+from .report import save_results
 from .result import EvalResult
 from .scorers import EmbeddingScorer
+from .table import format_table, render_table
 
 __all__ = [
     "evaluate",
@@ -31,6 +32,7 @@ __all__ = [
     "cold_item_mask",
     "save_results",
     "format_table",
+    "render_table",
     "DEFAULT_METRICS",
     "METRICS",
     "recall_at_k",

@@ -27,8 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +35,10 @@ import numpy as np
 import torch
 
 from ..data import Split
+from ..io import atomic_folder, save_tensors, write_json
 from . import metrics as M
 from .groups import cold_item_mask
-from .report import format_table
+from .table import format_table
 from .result import EvalResult
 
 DEFAULT_CANDIDATE_METRICS = ("ndcg", "recall", "hitrate", "mrr")
@@ -78,28 +77,13 @@ class CandidateSet:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write folder ``path`` (``candidates.safetensors`` + ``candidates.json``) atomically."""
-        from safetensors.torch import save_file
+        def fill(folder: Path) -> None:
+            save_tensors(folder / "candidates.safetensors",
+                         {"users": self.users, "items": self.items, "target_pos": self.target_pos,
+                          "target_cold": self.target_cold.to(torch.uint8)})
+            write_json(folder / "candidates.json", {"format": 1, **self.info}, indent=1)
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        try:
-            save_file({"users": self.users.contiguous(), "items": self.items.contiguous(),
-                       "target_pos": self.target_pos.contiguous(),
-                       "target_cold": self.target_cold.to(torch.uint8).contiguous()},
-                      str(tmp / "candidates.safetensors"))
-            (tmp / "candidates.json").write_text(json.dumps({"format": 1, **self.info}, indent=1))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)  # left over from an interrupted save
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return path
+        return atomic_folder(path, fill)
 
     @classmethod
     def load(cls, path: str | os.PathLike, split: Split | None = None) -> "CandidateSet":

@@ -5,27 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder + ``os.replace``.
-
-    A reader never sees a half-written file, and a crash leaves the old file in place.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from ..io import write_text
+from .table import format_table
 
 
 @dataclass
@@ -92,7 +76,7 @@ class EvalResult:
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write :meth:`to_dict` as JSON to ``path`` atomically; returns the path."""
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=True) + "\n")
+        return write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=True) + "\n")
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "EvalResult":
@@ -127,8 +111,6 @@ class EvalResult:
     # -- text ----------------------------------------------------------------------
     def table(self, digits: int = 4) -> str:
         """Fixed-width text table: a row per group, a column per metric key."""
-        from .report import format_table
-
         return format_table(self.metrics, self.n_users, digits=digits)
 
     def __str__(self) -> str:

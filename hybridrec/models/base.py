@@ -19,9 +19,7 @@ sorted best first.
 from __future__ import annotations
 
 import inspect
-import json
 import os
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +28,7 @@ import numpy as np
 import torch
 
 from ..data import Interactions, Vocabulary
+from ..io import atomic_folder, save_tensors, write_json
 
 
 class Recommender(ABC):
@@ -43,6 +42,19 @@ class Recommender(ABC):
     """
 
     name: ClassVar[str] = "base"
+    # -- capability flags: read by compare mode, distributed training and the contract tests
+    #: ``score_users`` ranks the whole catalogue (False: candidate lists only, the LLM ranker).
+    full_ranking: ClassVar[bool] = True
+    #: fitted on item content (``text_encoder``, ``fit(..., encoder=)``), scores new items.
+    content_aware: ClassVar[bool] = False
+    #: trains data-parallel under a distributed launcher (``accelerate launch``).
+    distributed: ClassVar[bool] = False
+    #: learns by gradient steps, with the ``train`` settings (epochs, early stopping).
+    trainable: ClassVar[bool] = False
+    #: scores differ between users (False for popularity and random scores).
+    personalised: ClassVar[bool] = True
+    #: constructor arguments that take live objects (not config values): not model settings.
+    code_only: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
@@ -123,11 +135,8 @@ class Recommender(ABC):
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted model to folder ``path`` atomically (config.json + safetensors)."""
-        from safetensors.torch import save_file
-
         self._check_fitted()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         settings, tensors = self._state()
         config = {
             "model": self.name,
@@ -135,26 +144,19 @@ class Recommender(ABC):
             "user_ids": self.user_vocab.to_list(),
             "item_ids": self.item_vocab.to_list(),
         }
-        tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
         if self._seen is not None:
             tensors["_seen_indptr"] = torch.as_tensor(self._seen.indptr.astype(np.int64))
             tensors["_seen_indices"] = torch.as_tensor(self._seen.indices.astype(np.int64))
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
-        save_file(tensors, str(tmp / "weights.safetensors"))
-        (tmp / "config.json").write_text(json.dumps(config))
-        if path.exists():  # replace an older save; the rename below is atomic
-            old = path.with_name(path.name + ".old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            import shutil
 
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        def fill(folder: Path) -> None:
+            save_tensors(folder / "weights.safetensors", tensors)
+            write_json(folder / "config.json", config, indent=None)
+
+        atomic_folder(path, fill)
         return path
 
 
-def _accepted_settings(cls) -> set[str]:
+def accepted_settings(cls) -> set[str]:
     """Keyword arguments the constructors along ``cls``'s MRO accept by name."""
     names: set[str] = set()
     for klass in cls.__mro__:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..data import Interactions
-from ..newitems import NewItems, parse_new_items
+from ..text.new_items import NewItems, parse_new_items
 from ..text.item_text import item_strings, parse_template
 
 
@@ -26,6 +26,7 @@ class ContentAware:
     interactions.
     """
 
+    content_aware = True
     _content: torch.Tensor | None = None
 
     def _init_text(self, text_model, text_template, on_empty, text_batch_size) -> None:
@@ -91,7 +92,7 @@ class ContentAware:
 
     # -- new items ---------------------------------------------------------------------
     def new_items(self, items, encoder=None, *, id_col: str = "item_id", where: str = "new items") -> NewItems:
-        """Check, render and encode new items (see :func:`hybridrec.newitems.parse_new_items`).
+        """Check, render and encode new items (see :func:`hybridrec.text.new_items.parse_new_items`).
 
         Args:
             items: DataFrame or list of dicts with ``id_col`` and text fields.
@@ -121,7 +122,7 @@ class ContentAware:
         """Scores of new items for users: ``[n_users, n_new]`` (one user id: ``[n_new]``).
 
         Args:
-            new_items: :class:`~hybridrec.newitems.NewItems`, or raw items for
+            new_items: :class:`~hybridrec.text.new_items.NewItems`, or raw items for
                 :meth:`new_items` (encoded with the default encoder).
             user_ids: external user ids; default every user, in index order.
         """

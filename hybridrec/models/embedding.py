@@ -31,6 +31,8 @@ class EmbeddingRecommender(Recommender):
         eval_batch_size: users per batch in validation (``None``: the evaluator chooses).
     """
 
+    trainable = True
+
     def __init__(
         self,
         dim: int = 64,

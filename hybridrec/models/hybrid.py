@@ -26,6 +26,24 @@ BACKBONES = ("lightgcn", "mf")
 INITS = ("svd", "random", "normal")
 
 
+def parse_threshold(value) -> float:
+    """A blend threshold :math:`\tau`: a number >= 0, or ``inf`` / ``.inf`` (content only).
+
+    Raises:
+        ValueError: anything else, saying what is allowed.
+    """
+    if isinstance(value, str) and value.strip().lower() in ("inf", ".inf", "infinity"):
+        return math.inf
+    try:
+        v = None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        v = None
+    if v is None or not v >= 0:
+        raise ValueError(f"threshold {value!r} is not a number >= 0: 0 for graph only, .inf (YAML) or 'inf' "
+                         "for content only, e.g. 100")
+    return v
+
+
 def blend_weights(counts, threshold: float) -> torch.Tensor:
     r"""Per-item weight of the graph embedding, :math:`a_i = \min(n_i / \tau, 1)`.
 
@@ -180,15 +198,7 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
             raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        try:
-            if threshold is None or isinstance(threshold, bool):
-                raise ValueError
-            self.threshold = float(threshold)
-            if not self.threshold >= 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise ValueError("threshold must be a number >= 0: 0 for graph only, .inf (YAML) or 'inf' for "
-                             f"content only, e.g. 100; got {threshold!r}") from None
+        self.threshold = parse_threshold(threshold)
         self.backbone, self.init = backbone, init
         self.n_layers, self.alphas, self.init_std = int(n_layers), alphas, float(init_std)
         self._init_text(text_model, text_template, on_empty, text_batch_size)

@@ -15,17 +15,16 @@ import copy
 import logging
 import time
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from ..data import Interactions, Split
+from ..data.sequences import history_means, history_tail, recent_items
 from ..graph.walks import ComputationGraph, WalkGraph, computation_graph, neighbour_table
 from ..text.item_text import DEFAULT_TEMPLATE
-from .. import distributed
+from ..train import distributed
 from ..train import TrainHistory, UniformNegativeSampler
 from ..train.trainer import _parse_metric
 from .content_base import ContentAware
@@ -155,42 +154,7 @@ class PinSageModule(nn.Module):
         return self.head(h) + self.skip(h0)
 
 
-def recent_items(train: Interactions, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each user's ``k`` most recent distinct training items (timestamps, else row order),
-    as CSR arrays ``(indptr [n_users + 1], items)``."""
-    df = pd.DataFrame({"u": train.users, "i": train.items, "r": np.arange(len(train)),
-                       "t": train.timestamps if train.timestamps is not None else 0})
-    df = df.sort_values(["u", "t", "r"], kind="stable").drop_duplicates(["u", "i"], keep="last")
-    df = df.groupby("u", sort=False).tail(k)
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(df["u"].to_numpy(), minlength=train.n_users))])
-    items = torch.as_tensor(df["i"].to_numpy(copy=True), dtype=torch.long)
-    return torch.as_tensor(indptr, dtype=torch.long), items
-
-
-def history_tail(history: tuple[torch.Tensor, torch.Tensor], k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The last ``k`` items of each user of a CSR ``history`` (as from :func:`recent_items`):
-    ``recent_items(train, k)`` from ``recent_items(train, n)`` for any ``n >= k``."""
-    ptr, items = history
-    counts = ptr[1:] - ptr[:-1]
-    owner = torch.repeat_interleave(torch.arange(len(counts), device=ptr.device), counts)
-    keep = torch.arange(len(items), device=ptr.device) >= ptr[1:][owner] - k
-    new_ptr = torch.zeros_like(ptr)
-    torch.cumsum(counts.clamp(max=k), 0, out=new_ptr[1:])
-    return new_ptr, items[keep]
-
-
-def history_means(history: tuple[torch.Tensor, torch.Tensor], item_emb: torch.Tensor) -> torch.Tensor:
-    """Each user's mean item vector over a CSR ``history`` (``(indptr, items)``, as from
-    :func:`recent_items`), ``[n_users, d]``; users with no items get zeros."""
-    ptr, items = history
-    counts = (ptr[1:] - ptr[:-1]).to(item_emb.device)
-    owner = torch.repeat_interleave(torch.arange(len(counts), device=item_emb.device), counts)
-    sums = torch.zeros(len(counts), item_emb.shape[1], device=item_emb.device, dtype=item_emb.dtype)
-    sums.index_add_(0, owner, item_emb[items.to(item_emb.device)])
-    return sums / counts.clamp_min(1)[:, None].to(item_emb.dtype)
-
-
-def _topk_chunked(queries: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, k: int,
+def topk_chunked(queries: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, k: int,
                   max_pairs: int = 2 ** 24) -> torch.Tensor:
     """Indices of the ``k`` best items (``mask`` true) for each query, ``[B, k]``, scoring
     about ``max_pairs`` (query, item) pairs at a time."""
@@ -228,7 +192,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
     ``hard_window`` (0-based ranks ``[lo, hi)``) for the query by the embeddings of the
     start of the epoch, again not the user's items.
 
-    **Data-parallel**: started by ``accelerate launch`` (see :mod:`hybridrec.distributed`),
+    **Data-parallel**: started by ``accelerate launch`` (see :mod:`hybridrec.train.distributed`),
     every process samples the same batches and trains on its own contiguous share of each;
     DDP averages the gradients, so the updates are a single process's up to float
     summation order.
@@ -285,6 +249,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
     """
 
     name = "pinsage"
+    distributed = True
 
     def __init__(self, dim: int = 64, n_layers: int = 2, fan_out: int = 10, n_walks: int = 50,
                  walk_length: int = 4, restart_p: float = 0.3, user_history: int = 50, loss: str = "bpr",
@@ -415,7 +380,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
         u = users[:, None].expand(-1, n_hard)
         if hi <= lo:
             return self._uniform(u, gen)
-        window = _topk_chunked(z[q].mean(1), z, self._is_warm, hi)[:, lo:hi]
+        window = topk_chunked(z[q].mean(1), z, self._is_warm, hi)[:, lo:hi]
         def pick(shape):
             return torch.randint(hi - lo, shape, generator=gen, device=self.device)
 

@@ -21,6 +21,7 @@ class Popularity(Recommender):
     """
 
     name = "popularity"
+    personalised = False
 
     def __init__(self, device="cpu", seed: int = 0):
         super().__init__(device)

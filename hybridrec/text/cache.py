@@ -24,11 +24,12 @@ import json
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..io import save_tensors
 
 log = logging.getLogger("hybridrec.text")
 
@@ -144,19 +145,9 @@ class EmbeddingCache:
         self._write(new_keys[first], emb[torch.as_tensor(first)])
 
     def _write(self, keys: np.ndarray, emb: torch.Tensor) -> None:
-        from safetensors.torch import save_file
-
-        self.folder.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "model": self.model_id, "dim": int(emb.shape[1]), "count": len(keys)}
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=self.folder)
-        os.close(fd)
-        try:
-            save_file({"keys": torch.from_numpy(np.ascontiguousarray(keys)), "embeddings": emb.contiguous()},
-                      tmp, metadata={"hybridrec": json.dumps(meta)})
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_tensors(self.path, {"keys": torch.from_numpy(np.ascontiguousarray(keys)), "embeddings": emb},
+                     metadata={"hybridrec": json.dumps(meta)})
 
     def clear(self) -> None:
         """Delete this model's cache file."""

@@ -18,7 +18,6 @@ Run folder files:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -26,39 +25,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from .config import Config, ConfigError
-from .data import Split, load_dataset, make_split
-from .eval import evaluate
-from .eval.groups import default_groups, popularity_buckets
-from .models import build_model, model_class
-from .models.base import _accepted_settings
+from ..config import Config, ConfigError
+from ..data import Split
+from ..eval import evaluate
+from ..eval.candidates import build_candidates, evaluate_candidates, random_reference
+from ..eval.groups import default_groups, popularity_buckets
+from ..io import write_csv, write_json, write_text
+from ..models import build_model, model_class
+from ..models.hybrid import parse_threshold as _parse_blend
+from ..models.registry import settings_for
+from . import plots
+from .candidates import check_llm_settings
+from .common import check_settings, load_data, seed_everything, split_data
+from .report import SUMMARY_GROUPS, compare_report, fmt_threshold
 
 log = logging.getLogger("hybridrec.compare")
-
-#: Model names compare mode knows besides the registry's.
-REFERENCE_MODELS = ("random",)
-#: Models that cannot rank a whole catalogue: evaluated on the candidate protocol only.
-CANDIDATE_ONLY = ("llm",)
-SUMMARY_GROUPS = ("all", "warm", "cold")
-
-
-class RandomScores:
-    """Uniform random scores, a fresh draw per batch: the floor every model must clear."""
-
-    name = "random"
-
-    def __init__(self, n_items: int, seed: int):
-        self.n_items = n_items
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def fit(self, train, valid=None, **_):
-        return self
-
-    def score_users(self, users: torch.Tensor) -> torch.Tensor:
-        return torch.rand(len(users), self.n_items, generator=self.gen)
 
 
 @dataclass
@@ -102,15 +85,11 @@ def summarise(rows: list[dict], keys: list[str]):
 
 
 def parse_threshold(t) -> float:
-    if isinstance(t, str) and t.strip().lower() in ("inf", ".inf", "infinity"):
-        return math.inf
+    """A ``compare.thresholds`` entry as a number (``inf`` allowed)."""
     try:
-        v = float(t)
-    except (TypeError, ValueError):
-        raise ConfigError(f"compare.thresholds: {t!r} is not a number or 'inf'") from None
-    if not v >= 0:
-        raise ConfigError(f"compare.thresholds: {t!r} must be >= 0")
-    return v
+        return _parse_blend(t)
+    except ValueError as e:
+        raise ConfigError(f"compare.thresholds: {e}") from None
 
 
 def check_compare_config(cfg: Config) -> dict[str, dict]:
@@ -133,28 +112,12 @@ def check_compare_config(cfg: Config) -> dict[str, dict]:
         raise ConfigError(f"compare.params names {unknown}, which are not in compare.models {cc.models}")
     per_model = {}
     for name in cc.models:
-        if name in REFERENCE_MODELS:
-            per_model[name] = {}
-            continue
-        if name in CANDIDATE_ONLY:
-            from .llm.ranker import LLMRanker
-
-            own = dict(cc.params.get(name) or {})
-            bad = sorted(set(own) - (_accepted_settings(LLMRanker) - {"device", "tokenizer"}))
-            if bad:
-                raise ConfigError(f"compare.params.llm: {bad} are not settings of the LLM ranker")
-            from .llm.loading import check_available
-
-            check_available(own.get("model"))  # before hours of training, not after
-            per_model[name] = own
-            continue
-        accepted = _accepted_settings(model_class(name))  # unknown names fail here
         own = dict(cc.params.get(name) or {})
-        bad = sorted(set(own) - accepted)
-        if bad:
-            raise ConfigError(f"compare.params.{name}: {bad} are not settings of {name}; "
-                              f"its settings: {sorted(accepted)}")
-        per_model[name] = {**{k: v for k, v in cfg.model.params.items() if k in accepted}, **own}
+        where = f"compare.params.{name}"
+        if not model_class(name).full_ranking:  # candidate lists only; its model is found before training
+            per_model[name] = check_llm_settings(own, where)
+        else:
+            per_model[name] = {**settings_for(name, cfg.model.params), **check_settings(name, own, where)}
     return per_model
 
 
@@ -178,31 +141,26 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
     Returns:
         the :class:`CompareResult` and the text report (the mean/std table).
     """
-    from .pipeline import seed_everything, write_atomic, _write_csv
-
     per_model = check_compare_config(cfg)
     cc = cfg.compare
     thresholds = [parse_threshold(t) for t in cc.thresholds]
     t0 = time.perf_counter()
-    data = load_dataset(cfg.data.dataset, cfg.data.path, **cfg.data.options)
-    log.info("data %r loaded in %.1fs", data, time.perf_counter() - t0)
+    data = load_data(cfg)
     result = CompareResult(info={"dataset": cfg.data.dataset, "split": cfg.data.split,
                                  "split_options": cfg.data.split_options, "seeds": list(cc.seeds),
                                  "models": list(cc.models), "splits": {}})
     encoders: dict = {}
     sweep_seeds = list(cc.seeds[:cc.sweep_seeds]) if thresholds else []
-    hybrid_params = per_model.get("hybrid") or {
-        k: v for k, v in cfg.model.params.items() if k in _accepted_settings(model_class("hybrid"))}
-    with_llm = [n for n in per_model if n in CANDIDATE_ONLY]
+    hybrid_params = per_model.get("hybrid") or settings_for("hybrid", cfg.model.params)
+    with_llm = [n for n in per_model if not model_class(n).full_ranking]  # candidate lists only
     cand_seeds = list(cc.seeds[:cc.candidate_seeds]) if with_llm else []
-    full = {n: p for n, p in per_model.items() if n not in CANDIDATE_ONLY}
+    full = {n: p for n, p in per_model.items() if n not in with_llm}
     n_jobs = len(cc.seeds) * len(full) + len(sweep_seeds) * len(thresholds) + len(cand_seeds)
     bar = tqdm(total=n_jobs, desc="compare", disable=not progress, unit="model")
     for seed in cc.seeds:
         seed_everything(seed)
-        split = make_split(data, cfg.data.split, seed=seed, **cfg.data.split_options)
+        split = split_data(cfg, data, seed)
         result.info["splits"][seed] = split.summary()
-        log.info("seed %d split: %s", seed, split.summary())
         groups = eval_groups(split, cfg.eval.ks, cc.buckets)
         jobs = [(name, name, full[name]) for name in full]
         fitted = {}
@@ -236,21 +194,18 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
             bar.update(1)
     bar.close()
     result.info["seconds"] = time.perf_counter() - t0
-    _write(result, cfg, run_dir, write_atomic, _write_csv)
-    return result, report(result, cfg)
+    _write(result, cfg, run_dir)
+    return result, compare_report(result, cfg, _random_reference(cfg))
 
 
 def _candidate_protocol(split, seed, cfg, fitted, llms) -> list[dict]:
     """Every fitted model and each LLM on the same candidate lists of this seed's split."""
-    from .eval.candidates import build_candidates, evaluate_candidates
-    from .llm.ranker import LLMRanker
-
     c = cfg.candidates
     cands = build_candidates(split, c.n_candidates, n_users=c.n_users, seed=seed, pool=c.pool)
     scorers = dict(fitted)
     for name, params in llms.items():
         t = time.perf_counter()
-        scorers[name] = (LLMRanker(**params, device=cfg.run.device, seed=seed).fit(split.train),
+        scorers[name] = (build_model(name, params, device=cfg.run.device, seed=seed).fit(split.train),
                          time.perf_counter() - t)
     rows = []
     for label, (model, fit_s) in scorers.items():
@@ -268,17 +223,12 @@ def _same_threshold(a: float, b: float) -> bool:
 
 
 def _fit_eval(name, params, split, seed, cfg, groups, encoders):
-    from .pipeline import seed_everything
-
     seed_everything(seed)
-    if name == "random":
-        model = RandomScores(split.n_items, seed)
-    else:
-        train = dataclasses.replace(cfg.train, progress=False)  # one bar for the whole comparison
-        model = build_model(name, params, device=cfg.run.device, seed=seed, train=train,
-                            eval_batch_size=cfg.eval.batch_size)
+    train = dataclasses.replace(cfg.train, progress=False)  # one bar for the whole comparison
+    model = build_model(name, params, device=cfg.run.device, seed=seed, train=train,
+                        eval_batch_size=cfg.eval.batch_size)
     t = time.perf_counter()
-    if hasattr(model, "text_encoder"):  # content-aware: one encoder per text model, shared
+    if model.content_aware:  # one encoder per text model, shared
         key = (model.text_model, model.on_empty)
         if key not in encoders:
             encoders[key] = model.text_encoder(progress=False)
@@ -296,24 +246,22 @@ def _fit_eval(name, params, split, seed, cfg, groups, encoders):
     return metrics, fit_s, eval_s, model
 
 
-def _write(result: CompareResult, cfg: Config, run_dir: Path, write_atomic, write_csv) -> None:
-    from . import plots
-
+def _write(result: CompareResult, cfg: Config, run_dir: Path) -> None:
     summary = result.summary()
     write_csv(run_dir / "per_seed.csv", result.rows)
-    summary.to_csv(run_dir / "summary.csv", index=False)
+    write_text(run_dir / "summary.csv", summary.to_csv(index=False))
     doc = {**result.info, "summary": summary.to_dict(orient="records")}
     if result.sweep:
-        write_csv(run_dir / "sweep.csv", [{**r, "threshold": _fmt_t(r["threshold"])} for r in result.sweep])
+        write_csv(run_dir / "sweep.csv", [{**r, "threshold": fmt_threshold(r["threshold"])} for r in result.sweep])
         doc["sweep"] = result.sweep_summary().assign(
-            threshold=lambda f: f["threshold"].map(_fmt_t)).to_dict(orient="records")
+            threshold=lambda f: f["threshold"].map(fmt_threshold)).to_dict(orient="records")
     if result.candidates:
         cand = result.candidates_summary()
         write_csv(run_dir / "candidates.csv", result.candidates)
         doc["candidates"] = {"n_candidates": cfg.candidates.n_candidates, "n_users": cfg.candidates.n_users,
                              "seeds": list(cfg.compare.seeds[:cfg.compare.candidate_seeds]),
                              "random": _random_reference(cfg), "summary": cand.to_dict(orient="records")}
-    write_atomic(run_dir / "compare.json", json.dumps(doc, indent=2, default=_json_default))
+    write_json(run_dir / "compare.json", doc, default=_json_default)
     title = f"{cfg.data.dataset}, {cfg.data.split} split, seeds {list(cfg.compare.seeds)}"
     k = max(cfg.eval.ks)
     plots.metrics_by_model(summary, run_dir / "metrics_by_model.png", title=title, k=k)
@@ -330,13 +278,7 @@ def _write(result: CompareResult, cfg: Config, run_dir: Path, write_atomic, writ
 
 
 def _random_reference(cfg: Config) -> dict[str, float]:
-    from .eval.candidates import random_reference
-
     return random_reference(cfg.candidates.n_candidates, cfg.candidates.ks)
-
-
-def _fmt_t(t: float) -> str:
-    return "inf" if math.isinf(t) else f"{t:g}"
 
 
 def _json_default(o):
@@ -345,57 +287,3 @@ def _json_default(o):
     if isinstance(o, (np.floating,)):
         return float(o)
     return str(o)
-
-
-def report(result: CompareResult, cfg: Config) -> str:
-    """Mean +- std over seeds for every model on all/warm/cold, plus the timings."""
-    summary = result.summary()
-    metrics = [f"{m}@{k}" for m in cfg.eval.metrics if m != "mrr" for k in cfg.eval.ks]
-    metrics += ["mrr"] if "mrr" in cfg.eval.metrics else []
-    groups = [g for g in SUMMARY_GROUPS if g in set(summary["group"])]
-    n = len(cfg.compare.seeds)
-    head = (f"{cfg.data.dataset} | split {cfg.data.split} | seeds {list(cfg.compare.seeds)} | "
-            f"full ranking, training items masked | mean +- std over {n} seed{'s' if n > 1 else ''}")
-    cols = ["model", "group"] + metrics + ["fit_s", "eval_s"]
-    lines = []
-    for _, r in summary[summary["group"].isin(groups)].iterrows():
-        cells = [r["model"], r["group"]]
-        cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics]
-        cells += [f"{r['fit_s_mean']:.1f}", f"{r['eval_s_mean']:.2f}"]
-        lines.append(cells)
-    widths = [max(len(c), *(len(row[i]) for row in lines)) for i, c in enumerate(cols)]
-    out = [head, "  ".join(c.rjust(w) for c, w in zip(cols, widths))]
-    out.append("-" * len(out[-1]))
-    out += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in lines]
-    cand = result.candidates_summary()
-    if cand is not None:
-        c = cfg.candidates
-        k = max(c.ks)
-        cols = [f"ndcg@{k}", f"hitrate@{k}", "mrr"]
-        seeds = list(cfg.compare.seeds[:cfg.compare.candidate_seeds])
-        out.append(f"\ncandidate protocol: {c.n_candidates} candidates per user, {c.n_users or 'all'} users, "
-                   f"seeds {seeds} (same lists for every model)")
-        out.append(f"{'model':>12} {'group':>5}  " + "  ".join(f"{x:>15}" for x in cols) + "  s/user")
-        rnd = _random_reference(cfg)
-        out.append(f"{'random (exp.)':>12} {'all':>5}  " + "  ".join(f"{rnd[x]:>15.4f}" for x in cols))
-        for _, r in cand[cand["group"].isin(groups)].iterrows():
-            spu = r.get("seconds_per_user_mean", float("nan"))
-            spu = f"{spu:.2f}" if spu == spu else f"{r['eval_s_mean'] / max(r['users_mean'], 1):.4f}"
-            out.append(f"{r['model']:>12} {r['group']:>5}  "
-                       + "  ".join(f"{_pm(r[f'{x}_mean'], r[f'{x}_std']):>15}" for x in cols) + f"  {spu}")
-    sweep = result.sweep_summary()
-    if sweep is not None:
-        k = max(cfg.eval.ks)
-        out.append(f"\nhybrid blend threshold sweep, recall@{k} (seeds {list(cfg.compare.seeds[:cfg.compare.sweep_seeds])})")
-        out.append("threshold  " + "  ".join(f"{g:>15}" for g in groups))
-        for t in dict.fromkeys(sweep["threshold"]):
-            cells = []
-            for g in groups:
-                r = sweep[(sweep["threshold"] == t) & (sweep["group"] == g)]
-                cells.append(_pm(r.iloc[0][f"recall@{k}_mean"], r.iloc[0][f"recall@{k}_std"]) if len(r) else "-")
-            out.append(f"{_fmt_t(t):>9}  " + "  ".join(f"{c:>15}" for c in cells))
-    return "\n".join(out)
-
-
-def _pm(mean: float, std: float) -> str:
-    return f"{mean:.4f}" if std != std else f"{mean:.4f}+-{std:.4f}"  # std is NaN with one seed

@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 import pandas as pd
 import torch
 
-from .text.item_text import DEFAULT_TEMPLATE, parse_template, render
+from .item_text import DEFAULT_TEMPLATE, parse_template, render
 
 
 @dataclass
@@ -114,7 +114,7 @@ def read_new_items(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     Raises:
         hybridrec.data.DataError: the file is missing or unreadable (naming the line).
     """
-    from .data.tabular import read_table
+    from ..data.tabular import read_table
 
     table = read_table(path, sep)
     return pd.DataFrame({c: table.data[c] for c in table.columns})

@@ -1,6 +1,6 @@
 """PNG plots of compare-mode results (matplotlib, no screen needed).
 
-Each function takes the mean/std summary frame of :mod:`hybridrec.compare` (columns
+Each function takes the mean/std summary frame of :mod:`hybridrec.experiments.compare` (columns
 ``model``, ``group``, ``<metric>_mean``, ``<metric>_std``) and writes one figure whose
 title states the data set, split and seeds.
 """

@@ -1,7 +1,7 @@
 """The two-stage pipeline: candidate generation by ANN retrieval, then reranking.
 
 Stage 1 retrieves, for each user, the top ``M`` unseen items from an embedding model's
-vectors (the hybrid's by default) through an :class:`~hybridrec.retrieval.ItemIndex`
+vectors (the hybrid's by default) through an :class:`~hybridrec.eval.retrieval.ItemIndex`
 (faiss exact or HNSW; exact torch search without faiss). Stage 2 reorders those ``M``
 items with a reranker: the LLM ranker, a GNN, or any model that scores (user, item) pairs.
 Items stage 1 missed can never come back, so the end metrics are bounded by stage 1's
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .data import Split
+from ..data import Split
 from .retrieval import ItemIndex
 
 

@@ -10,36 +10,33 @@ seconds). Run folder: ``candidates/`` (the lists, safetensors + JSON), ``metrics
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
-from .config import Config, ConfigError
-from .data import load_dataset, make_split
-from .eval.candidates import build_candidates, evaluate_candidates, random_reference
-from .models import build_model, model_class
-from .models.base import _accepted_settings
+from ..config import Config, ConfigError
+from ..eval.candidates import build_candidates, evaluate_candidates, random_reference
+from ..io import write_csv, write_json
+from ..models import build_model, model_class
+from ..models.registry import settings_for
+from .common import check_settings, load_and_split
+from .report import results_table, run_title
 
 log = logging.getLogger("hybridrec.llm")
 
 
-def llm_params(cfg: Config) -> dict:
-    """``model.params`` checked against the ranker's settings."""
-    from .llm.ranker import LLMRanker
+def check_llm_settings(params: dict, where: str) -> dict:
+    """The LLM ranker's ``params`` checked, and its model found (before any training)."""
+    from ..llm.loading import check_available
 
-    accepted = _accepted_settings(LLMRanker) - {"device", "tokenizer"}
-    bad = sorted(set(cfg.model.params) - accepted)
-    if bad:
-        raise ConfigError(f"model.params {bad} are not settings of the LLM ranker; its settings: {sorted(accepted)}")
-    return dict(cfg.model.params)
+    params = check_settings("llm", params, where)
+    check_available(params.get("model"))
+    return params
 
 
 def check_llm_config(cfg: Config) -> None:
-    from .llm.loading import check_available
-
     c = cfg.candidates
-    check_available(llm_params(cfg).get("model"))
+    check_llm_settings(cfg.model.params, "model.params")
     if c.n_candidates < 2:
         raise ConfigError(f"candidates.n_candidates must be >= 2, got {c.n_candidates}")
     if c.n_users is not None and c.n_users < 1:
@@ -51,29 +48,20 @@ def check_llm_config(cfg: Config) -> None:
 
 
 def run_llm(cfg: Config, run_dir: Path) -> str:
-    from .llm.ranker import LLMRanker
-    from .pipeline import _write_csv, results_table, seed_everything, write_atomic
-
     c = cfg.candidates
-    seed_everything(cfg.run.seed)
-    data = load_dataset(cfg.data.dataset, cfg.data.path, **cfg.data.options)
-    split = make_split(data, cfg.data.split, seed=cfg.run.seed, **cfg.data.split_options)
-    log.info("split: %s", split.summary())
+    _, split = load_and_split(cfg)
     cands = build_candidates(split, c.n_candidates, n_users=c.n_users, seed=cfg.run.seed, pool=c.pool)
     cands.save(run_dir / "candidates")
     n_cold = int(cands.target_cold.sum())
     log.info("%d candidate lists of %d items (%d with a cold target)", len(cands), c.n_candidates, n_cold)
 
     results, rows = {}, []
-    scorers = [("llm", None)] + [(name, name) for name in c.baselines]
-    for label, name in scorers:
+    scorers = [("llm", "llm", dict(cfg.model.params))]
+    scorers += [(name, name, settings_for(name, cfg.model.params)) for name in c.baselines]
+    for label, name, params in scorers:
         t = time.perf_counter()
-        if name is None:
-            model = LLMRanker(**llm_params(cfg), device=cfg.run.device, seed=cfg.run.seed,
-                              progress=cfg.train.progress)
-        else:
-            model = build_model(name, {k: v for k, v in cfg.model.params.items() if k in _accepted_settings(model_class(name))},
-                                device=cfg.run.device, seed=cfg.run.seed, train=cfg.train)
+        model = build_model(name, params, device=cfg.run.device, seed=cfg.run.seed, train=cfg.train,
+                            progress=cfg.train.progress)  # common settings: each model takes those it accepts
         model.fit(split.train, split.valid)
         fit_s = time.perf_counter() - t
         res = evaluate_candidates(model, cands, ks=c.ks)
@@ -86,14 +74,14 @@ def run_llm(cfg: Config, run_dir: Path) -> str:
     random_row = random_reference(c.n_candidates, c.ks)
     rows.append({"model": "random (expected)", "group": "all", "users": len(cands), **random_row,
                  "fit_s": 0.0, "eval_s": 0.0})
-    write_atomic(run_dir / "metrics.json", json.dumps(
-        {"protocol": "candidates", "n_candidates": c.n_candidates, "users": len(cands), "cold_targets": n_cold,
-         "random": random_row, "models": results}, indent=2, default=str))
-    _write_csv(run_dir / "metrics.csv", rows)
+    write_json(run_dir / "metrics.json",
+               {"protocol": "candidates", "n_candidates": c.n_candidates, "users": len(cands), "cold_targets": n_cold,
+                "random": random_row, "models": results}, default=str)
+    write_csv(run_dir / "metrics.csv", rows)
     llm = results["llm"]["info"]
     cost = (f"LLM cost per user: {llm.get('prompt_tokens_per_user', float('nan')):.0f} prompt tokens, "
             f"{llm.get('scored_tokens_per_user', float('nan')):.0f} scored tokens, "
             f"{llm.get('seconds_per_user', float('nan')):.2f} s ({cfg.run.device})")
-    title = (f"{cfg.data.dataset} | split {split.kind} (seed {cfg.run.seed}) | candidate ranking: "
-             f"{len(cands)} users x {c.n_candidates} candidates ({n_cold} cold targets), same lists for every model")
-    return "\n".join([title, results_table(rows, c.ks), cost])
+    title = run_title(cfg, split, f"candidate ranking: {len(cands)} users x {c.n_candidates} candidates "
+                                  f"({n_cold} cold targets), same lists for every model")
+    return "\n".join([title, results_table(rows), cost])

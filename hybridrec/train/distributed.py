@@ -13,7 +13,8 @@ gloo, because the run's device is ``cpu``)::
 
     accelerate launch --multi_gpu --num_processes 2 -m hybridrec.run --model pinsage ...
 
-Only models that implement sharded training accept a distributed run (PinSage).
+Only models whose class sets the capability flag ``distributed`` (they share each batch
+between processes) accept a distributed run: PinSage.
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any
-
-#: Models whose ``fit`` shares its batches between processes.
-DISTRIBUTED_MODELS = ("pinsage",)
-
 
 def world_size() -> int:
     """Processes of this run according to the launcher's environment (1 when not launched)."""
@@ -103,11 +100,15 @@ def context(device="cpu") -> DistContext | None:
 
 
 def check_distributed(model_names: list[str]) -> None:
-    """Raise ``ValueError`` when a distributed run asks for a model that cannot share batches."""
+    """Raise ``ValueError`` when a distributed run asks for a model that cannot share batches
+    (a registered model whose class does not set ``distributed``, or a mode such as compare)."""
     if not is_distributed():
         return
-    bad = [m for m in model_names if m not in DISTRIBUTED_MODELS]
+    from ..models.registry import models_with
+
+    able = models_with(distributed=True)
+    bad = [m for m in model_names if m not in able]
     if bad:
-        raise ValueError(f"a distributed run (WORLD_SIZE={world_size()}) trains only {', '.join(DISTRIBUTED_MODELS)}; "
+        raise ValueError(f"a distributed run (WORLD_SIZE={world_size()}) trains only {', '.join(able)}; "
                          f"{', '.join(bad)} would train the same model in every process: run it without "
                          "accelerate launch")

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-log = logging.getLogger("hybridrec.retrieval")
+log = logging.getLogger("hybridrec.eval.retrieval")
 KINDS = ("exact", "hnsw", "torch")
 
 

@@ -1,0 +1,93 @@
+"""One run end to end (``--mode collab``, ``cold``, ``hybrid``): load -> split -> fit ->
+evaluate -> save, for each model of ``model.name`` on one split."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from ..config import Config, ConfigError
+from ..eval import evaluate
+from ..io import save_tensors, write_csv, write_json
+from ..models import build_model
+from ..train import distributed
+from .common import load_and_split, model_params, seed_everything
+from .report import results_table, run_title
+
+log = logging.getLogger("hybridrec.experiments")
+
+
+def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: int = 20) -> str:
+    """Train and evaluate each model of ``cfg.model.name`` (comma-separated) on one split.
+
+    With ``new_items`` (a file of items with text and no interactions), each content-aware
+    model also ranks users for every new item into ``new_items_top_users.csv``.
+    """
+    t0 = time.perf_counter()
+    data, split = load_and_split(cfg)
+    log.info("data %r loaded and split in %.1fs: %s", data, time.perf_counter() - t0, split.summary())
+    write_json(run_dir / "split.json", split.summary(), default=str)
+
+    per_model = model_params(cfg.model.name, cfg.model.params)
+    dist = distributed.context(cfg.run.device)
+    rows, all_results, histories, new_rows = [], {}, {}, []
+    for name in per_model:
+        seed_everything(cfg.run.seed)
+        model = build_model(
+            name, per_model[name], device=cfg.run.device, seed=cfg.run.seed,
+            train=cfg.train, eval_batch_size=cfg.eval.batch_size,
+        )
+        t = time.perf_counter()
+        model.fit(split.train, split.valid)
+        fit_s = time.perf_counter() - t
+        if dist is not None:
+            _write_share(run_dir / "ddp", name, dist, model, fit_s)
+            if not dist.is_main:  # the main process evaluates and writes the results
+                continue
+        t = time.perf_counter()
+        res = evaluate(model, split, ks=cfg.eval.ks, metrics=cfg.eval.metrics, batch_size=cfg.eval.batch_size)
+        eval_s = time.perf_counter() - t
+        log.info("%s: fit %.1fs, eval %.1fs, %s", name, fit_s, eval_s, res.metrics)
+        model.save(run_dir / "models" / name)
+        if new_items is not None:
+            new_rows += _rank_users_for_new_items(model, name, new_items, top_k)
+        all_results[name] = {**res.to_dict(), "fit_seconds": fit_s, "eval_seconds": eval_s}
+        if getattr(model, "history", None) is not None:
+            histories[name] = model.history.to_dict()
+        for group, metrics in res.metrics.items():
+            rows.append({"model": name, "group": group, "users": res.n_users[group], **metrics,
+                         "fit_s": fit_s, "eval_s": eval_s})
+
+    if dist is not None and not dist.is_main:
+        return ""
+    write_json(run_dir / "metrics.json", all_results)
+    write_json(run_dir / "history.json", histories)
+    write_csv(run_dir / "metrics.csv", rows)
+    if new_items is not None:
+        write_csv(run_dir / "new_items_top_users.csv", new_rows)
+    title = run_title(cfg, split, "full ranking, training items masked", sizes=True)
+    return title + "\n" + results_table(rows)
+
+
+def _write_share(folder: Path, name: str, dist, model, fit_s: float) -> None:
+    """What this process trained on: ``<model>.rank<r>.json`` (pairs per epoch, fit time) and
+    ``<model>.rank<r>.safetensors`` (the training-pair indices of its share of epoch 1)."""
+    stem = f"{name}.rank{dist.rank}"
+    info = {"rank": dist.rank, "world_size": dist.world_size, "fit_seconds": fit_s,
+            "pairs_per_epoch": [r["pairs"] for r in model.history.rows]}
+    write_json(folder / f"{stem}.json", info)
+    save_tensors(folder / f"{stem}.safetensors", {"epoch1_pairs": model.trained_pairs})
+
+
+def _rank_users_for_new_items(model, name: str, path: str, k: int) -> list[dict]:
+    """Top-``k`` users of each new item: rows (model, item_id, rank, user_id, score)."""
+    from ..text.new_items import read_new_items
+
+    if not model.content_aware:
+        raise ConfigError(f"model {name!r} cannot score new items; use --mode hybrid or --mode cold")
+    new = model.new_items(read_new_items(path), where=str(path))
+    log.info("%s: ranking users for %d new items from %s", name, len(new), path)
+    return [{"model": name, "item_id": item, "rank": r + 1, "user_id": u, "score": float(s)}
+            for item, (users, scores) in model.top_users(new, k=k).items()
+            for r, (u, s) in enumerate(zip(users, scores))]
