@@ -1,20 +1,31 @@
-"""Contract tests run against every registered model on the toy block data set."""
+"""Contract tests run against every registered model, chosen by its capability flags.
+
+Full-ranking models are fitted on the toy block data set (content-aware ones on toy content
+embeddings, since the toy data has no text); candidate-only models (the LLM ranker) run
+with a tiny random-weight causal LM on the same data with item titles. A model added to the
+registry is picked up here without any change to this file.
+"""
+
+import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from hybridrec.config import TrainConfig
 from hybridrec.data import UnknownIdError
-from hybridrec.models import MODELS, build_model, load_model
+from hybridrec.models import MODELS, build_model, load_model, model_settings, models_with
 from text_fakes import block_item_embeddings
 from toy import block_split
 
 FAST_TRAIN = TrainConfig(epochs=20, batch_size=64, lr=0.05, l2=1e-4, progress=False)
-TOY_PARAMS = {"dim": 4}  # the toy data has rank-2 structure
-PERSONALISED = [n for n in MODELS if n != "popularity"]
-TRAINED = [n for n in PERSONALISED if n not in ("gfcf", "content")]
-CONTENT_AWARE = ("content", "hybrid", "pinsage")  # fitted on toy content embeddings (the toy data has no text)
+#: the toy data has rank-2 structure: size settings are small
+TOY_SIZES = {"dim": 4, "n_factors": 2}
+FULL = models_with(full_ranking=True)
+CANDIDATE_ONLY = models_with(full_ranking=False)
+PERSONALISED = models_with(full_ranking=True, personalised=True)
+TRAINED = models_with(full_ranking=True, trainable=True)
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +36,24 @@ def split():
 @pytest.fixture(scope="module")
 def fitted(split):
     content = {"item_embeddings": block_item_embeddings(split.n_items)}
-    return {name: _build(name).fit(split.train, **(content if name in CONTENT_AWARE else {})) for name in MODELS}
+    return {name: _build(name).fit(split.train, **(content if MODELS[name].content_aware else {})) for name in FULL}
 
 
 def _build(name, seed=0):
-    params = TOY_PARAMS if name in TRAINED else {"n_factors": 2} if name == "gfcf" else {}
+    params = {k: v for k, v in TOY_SIZES.items() if k in model_settings(name)}
     return build_model(name, params, train=FAST_TRAIN, seed=seed)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+def test_registry_names_every_scorer_once():
+    assert {"random", "popularity", "mf", "lightgcn", "ngcf", "gfcf", "content", "hybrid", "pinsage",
+            "llm"} <= set(MODELS)
+    for name in MODELS:
+        assert MODELS[name].name == name
+    assert models_with(distributed=True) == ["pinsage"]
+    assert CANDIDATE_ONLY == ["llm"]
+
+
+@pytest.mark.parametrize("name", sorted(FULL))
 def test_score_shape_and_finite(fitted, split, name):
     s = fitted[name].score_users(torch.arange(split.n_users))
     assert s.shape == (split.n_users, split.n_items)
@@ -75,7 +95,7 @@ def test_popularity_breaks_ties_by_seeded_random_order():
     assert not torch.equal(order[0], order[1])  # the seed decides
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(FULL))
 def test_recommend_excludes_seen_and_speaks_external_ids(fitted, split, name):
     model = fitted[name]
     ids, scores = model.recommend("u3", k=5)
@@ -85,7 +105,7 @@ def test_recommend_excludes_seen_and_speaks_external_ids(fitted, split, name):
     assert np.all(np.diff(scores) <= 0)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(FULL))
 def test_bad_requests_are_clear_errors(fitted, name):
     model = fitted[name]
     with pytest.raises(UnknownIdError, match="unknown user id 'nobody'"):
@@ -94,7 +114,7 @@ def test_bad_requests_are_clear_errors(fitted, name):
         model.recommend("u0", k=17)  # 24 items, 8 seen: at most 16
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(FULL))
 def test_save_load_round_trip(fitted, split, name, tmp_path):
     model = fitted[name]
     path = model.save(tmp_path / name)
@@ -133,3 +153,47 @@ def test_unknown_model_and_setting_errors():
         build_model("nope")
     with pytest.raises(ValueError, match="no setting"):
         build_model("mf", {"dimension": 3})
+
+
+# -- candidate-only models (the LLM ranker) ------------------------------------------------
+@pytest.fixture(scope="module")
+def titled(split):
+    """The toy split with item titles (a candidate-only ranker reads item text)."""
+    table = pd.DataFrame({"title": [f"Item {i} of block {i[0].upper()}" for i in split.train.item_vocab.ids],
+                          "description": "", "genres": "", "tags": ""})
+    return dataclasses.replace(split.train, item_table=table)
+
+
+@pytest.fixture(scope="module")
+def ranked(titled, tmp_path_factory):
+    pytest.importorskip("transformers")
+    from llm_fakes import save_tiny_llm
+
+    folder = save_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))
+    return {name: build_model(name, {"model": folder, "history_len": 4}, seed=0).fit(titled)
+            for name in CANDIDATE_ONLY}
+
+
+CANDIDATES = ["a1", "a5", "b2", "b7"]
+
+
+@pytest.mark.parametrize("name", CANDIDATE_ONLY)
+def test_candidate_scores_shape_finite_and_deterministic(ranked, name):
+    s = ranked[name].score(["u0", "u20"], CANDIDATES)
+    assert s.shape == (2, len(CANDIDATES)) and np.isfinite(s).all()
+    np.testing.assert_array_equal(s, ranked[name].score(["u0", "u20"], CANDIDATES))
+
+
+@pytest.mark.parametrize("name", CANDIDATE_ONLY)
+def test_candidate_only_refuses_full_ranking_and_unknown_ids(ranked, name):
+    with pytest.raises(NotImplementedError, match="candidate lists"):
+        ranked[name].score_users(torch.arange(3))
+    with pytest.raises(UnknownIdError, match="unknown user id 'nobody'"):
+        ranked[name].score(["nobody"], CANDIDATES)
+
+
+@pytest.mark.parametrize("name", CANDIDATE_ONLY)
+def test_candidate_only_save_load_round_trip(ranked, name, tmp_path):
+    path = ranked[name].save(tmp_path / name)
+    again = load_model(path)
+    np.testing.assert_allclose(again.score(["u3"], CANDIDATES), ranked[name].score(["u3"], CANDIDATES), atol=1e-6)

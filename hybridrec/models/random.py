@@ -10,7 +10,8 @@ from .base import Recommender
 
 class RandomScores(Recommender):
     """Scores every item uniformly at random, a fresh draw per call, from a generator seeded
-    at :meth:`fit` (so the same seed gives the same rankings)."""
+    at :meth:`fit` (so the same seed gives the same rankings). A saved model keeps the
+    generator's state: after loading, it draws what the saved one would have drawn next."""
 
     name = "random"
     personalised = False
@@ -32,7 +33,8 @@ class RandomScores(Recommender):
         return {"seed": self.seed}
 
     def _state(self):
-        return self.settings(), {}
+        return self.settings(), {"generator_state": self._gen.get_state()}
 
     def _restore(self, settings, tensors):
-        self._gen = torch.Generator().manual_seed(self.seed)
+        self._gen = torch.Generator()
+        self._gen.set_state(tensors["generator_state"])
