@@ -52,7 +52,7 @@ def test_network_failure_is_a_clear_error(env, tmp_path):
 
     env.setattr(paths.urllib.request, "urlopen", fail)
     with pytest.raises(DataError, match=r"could not download data set 'gowalla'.*train.txt"):
-        paths.resolve_dataset_dir("gowalla")
+        load_dataset("gowalla")
     assert list((tmp_path / "cache" / "datasets").iterdir()) == []  # no half-written folder
 
 

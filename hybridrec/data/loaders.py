@@ -31,7 +31,7 @@ from .build import LoadOptions
 from .interactions import Interactions
 from .lightgcn_format import load_lightgcn
 from .movielens import load_ml_1m, load_ml_100k, load_ml_latest
-from .paths import resolve_dataset_dir
+from .paths import Source, resolve_dataset_dir
 from .synthetic import generate_synthetic
 from .tabular import load_csv
 
@@ -51,16 +51,30 @@ class DatasetSpec:
         options: the option names :func:`load_dataset` accepts for it.
         kind: ``"folder"`` (found by :func:`~hybridrec.data.paths.resolve_dataset_dir`),
             ``"generated"`` or ``"files"`` (``csv``).
+        source: where a folder data set is downloaded from (None: it is not).
     """
 
     name: str
     load: Callable[..., Interactions]
     options: tuple[str, ...]
     kind: str = "folder"
+    source: Source | None = None
 
 
-def _folder(name: str, load, options=CLEANING_OPTIONS) -> DatasetSpec:
-    return DatasetSpec(name, load, (*options, "download"))
+def _folder(name: str, load, source: Source | None = None, options=CLEANING_OPTIONS) -> DatasetSpec:
+    return DatasetSpec(name, load, (*options, "download"), source=source)
+
+
+_GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
+_LIGHTGCN = "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/"
+
+
+def _grouplens(name: str) -> Source:
+    return Source((f"{_GROUPLENS}{name}.zip",), is_zip=True, folder=name)
+
+
+def _lightgcn(name: str) -> Source:
+    return Source(tuple(f"{_LIGHTGCN}{name}/{f}" for f in ("train.txt", "test.txt")))
 
 
 _CSV_OPTIONS = tuple(p for p in inspect.signature(load_csv).parameters
@@ -69,10 +83,11 @@ _CSV_OPTIONS = tuple(p for p in inspect.signature(load_csv).parameters
 DATASETS: dict[str, DatasetSpec] = {
     "synthetic": DatasetSpec("synthetic", generate_synthetic,
                              tuple(inspect.signature(generate_synthetic).parameters), "generated"),
-    "ml-100k": _folder("ml-100k", load_ml_100k),
-    "ml-1m": _folder("ml-1m", load_ml_1m),
-    "ml-latest-small": _folder("ml-latest-small", partial(load_ml_latest, name="ml-latest-small")),
-    **{name: _folder(name, partial(load_lightgcn, name=name), _NO_RATINGS)
+    "ml-100k": _folder("ml-100k", load_ml_100k, _grouplens("ml-100k")),
+    "ml-1m": _folder("ml-1m", load_ml_1m, _grouplens("ml-1m")),
+    "ml-latest-small": _folder("ml-latest-small", partial(load_ml_latest, name="ml-latest-small"),
+                               _grouplens("ml-latest-small")),
+    **{name: _folder(name, partial(load_lightgcn, name=name), _lightgcn(name), _NO_RATINGS)
        for name in ("gowalla", "yelp2018", "amazon-book")},
     "csv": DatasetSpec("csv", load_csv, (*CLEANING_OPTIONS, *_CSV_OPTIONS), "files"),
 }
@@ -116,5 +131,5 @@ def load_dataset(name: str, path: str | Path | None = None, **options) -> Intera
     rest = {k: v for k, v in options.items() if k not in CLEANING_OPTIONS}
     if spec.kind == "files":
         return spec.load(path, options=cleaning, **rest)
-    folder = resolve_dataset_dir(name, path, download=rest.get("download", True))
+    folder = resolve_dataset_dir(name, path, download=rest.get("download", True), source=spec.source)
     return spec.load(folder, cleaning)

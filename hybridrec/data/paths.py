@@ -24,8 +24,6 @@ from pathlib import Path
 
 from .errors import DataError
 
-_GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
-_LIGHTGCN = "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/"
 
 
 @dataclass(frozen=True)
@@ -43,19 +41,6 @@ class Source:
     folder: str = ""
 
 
-#: Original homes of the data sets that can be downloaded, by registry name.
-SOURCES: dict[str, Source] = {
-    **{
-        name: Source((f"{_GROUPLENS}{name}.zip",), is_zip=True, folder=name)
-        for name in ("ml-100k", "ml-1m", "ml-latest-small")
-    },
-    **{
-        name: Source(tuple(f"{_LIGHTGCN}{name}/{f}" for f in ("train.txt", "test.txt")))
-        for name in ("gowalla", "yelp2018", "amazon-book")
-    },
-}
-
-
 def data_root() -> Path | None:
     """The folder named by ``$HYBRIDREC_DATA``, or ``None`` when the variable is unset."""
     value = os.environ.get("HYBRIDREC_DATA", "").strip()
@@ -68,13 +53,16 @@ def cache_dir() -> Path:
     return Path(value).expanduser() if value else Path.home() / ".cache" / "hybridrec"
 
 
-def resolve_dataset_dir(name: str, path: str | Path | None = None, download: bool = True) -> Path:
+def resolve_dataset_dir(name: str, path: str | Path | None = None, download: bool = True,
+                        source: Source | None = None) -> Path:
     """The folder holding data set ``name``'s files, downloading them if needed.
 
     Args:
-        name: a registry name (a key of :data:`SOURCES` for downloadable data sets).
+        name: a registry name (:data:`~hybridrec.data.loaders.DATASETS`).
         path: an explicit folder; used as is and must exist.
         download: fetch the data set into the cache when no local copy is found.
+        source: where to fetch it from (the registry entry's ``source``); None: it cannot
+            be downloaded.
 
     Raises:
         DataError: ``path`` does not exist, or no copy is found and the download is off or
@@ -91,7 +79,6 @@ def resolve_dataset_dir(name: str, path: str | Path | None = None, download: boo
     target = cache_dir() / "datasets" / name
     if target.is_dir():
         return target
-    source = SOURCES.get(name)
     if source is None or not download:
         why = "downloads are off" if source is not None else "it cannot be downloaded"
         raise DataError(

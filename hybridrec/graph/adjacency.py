@@ -38,7 +38,7 @@ def normalized_bipartite(train: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(out, dtype=np.float32)
 
 
-def _to_torch_csr(m: sp.csr_matrix, device) -> torch.Tensor:
+def to_torch_csr(m: sp.csr_matrix, device) -> torch.Tensor:
     m = sp.csr_matrix(m)
     m.sort_indices()
     with warnings.catch_warnings():
@@ -77,8 +77,8 @@ class BipartiteGraph:
         norm = normalized_bipartite(train)
         self.n_users, self.n_items = norm.shape
         self.device = torch.device(device)
-        self.r = _to_torch_csr(norm, self.device)
-        self.r_t = _to_torch_csr(norm.T.tocsr(), self.device)
+        self.r = to_torch_csr(norm, self.device)
+        self.r_t = to_torch_csr(norm.T.tocsr(), self.device)
         self.nnz = norm.nnz
 
     def to(self, device) -> "BipartiteGraph":

@@ -161,7 +161,7 @@ def load_llm(name: str | os.PathLike | None = None, device: str | torch.device =
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError:
         raise LLMLoadError("the LLM ranker needs transformers: pip install transformers") from None
-    from ..text.encoder import _no_load_bars
+    from ..text.encoder import no_load_bars
 
     device = torch.device(device)
     dtype = torch_dtype(dtype, device)
@@ -171,7 +171,7 @@ def load_llm(name: str | os.PathLike | None = None, device: str | torch.device =
     error = None
     for local_only in attempts:
         try:
-            with _no_load_bars():
+            with no_load_bars():
                 tok = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
                 model = AutoModelForCausalLM.from_pretrained(path, local_files_only=local_only)
             break

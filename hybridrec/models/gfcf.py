@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 
 from ..data import Interactions
-from ..graph.adjacency import _to_torch_csr, normalized_bipartite
+from ..graph.adjacency import to_torch_csr, normalized_bipartite
 from .base import Recommender
 
 
@@ -63,8 +63,8 @@ class GFCF(Recommender):
         """Build the filters' tensors from the training matrix; returns ``R~`` (scipy)."""
         norm = normalized_bipartite(self._seen)
         di = np.asarray(self._seen.sum(axis=0)).ravel()
-        self._r_norm = _to_torch_csr(norm, self.device)          # users x items
-        self._r_norm_t = _to_torch_csr(norm.T.tocsr(), self.device)
+        self._r_norm = to_torch_csr(norm, self.device)          # users x items
+        self._r_norm_t = to_torch_csr(norm.T.tocsr(), self.device)
         self._d_inv_sqrt = torch.as_tensor(np.where(di > 0, 1 / np.sqrt(np.maximum(di, 1)), 0), dtype=torch.float32, device=self.device)
         self._d_sqrt = torch.as_tensor(np.sqrt(di), dtype=torch.float32, device=self.device)
         return norm

@@ -202,12 +202,12 @@ def _load(name: str, device: torch.device):
     p = Path(name).expanduser()
     if name == DEFAULT_MODEL and default_model_path() is not None:
         p = Path(default_model_path())
-    with _no_load_bars():
+    with no_load_bars():
         return _load_model(SentenceTransformer, name, p, device)
 
 
 @contextlib.contextmanager
-def _no_load_bars():
+def no_load_bars():
     """Silence transformers' per-tensor "Loading weights" bars (a load takes well under a
     second; the bars only fill logs)."""
     try:
