@@ -40,7 +40,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hybridrec.experiments.compare import RandomScores, parse_threshold  # noqa: E402
+from hybridrec.experiments.compare import parse_threshold  # noqa: E402
 from hybridrec.config import TrainConfig  # noqa: E402
 from hybridrec.data import load_dataset, make_split  # noqa: E402
 from hybridrec.eval import evaluate  # noqa: E402
@@ -54,7 +54,7 @@ METRICS = ("recall@20", "ndcg@20")
 
 def model_runs(args) -> list[tuple[str, str | None, dict]]:
     graph = {"dim": args.dim, "n_layers": args.layers}
-    runs = [("random", None, {}), ("popularity", "popularity", {}), ("content", "content", {}),
+    runs = [("random", "random", {}), ("popularity", "popularity", {}), ("content", "content", {}),
             ("lightgcn", "lightgcn", graph), ("hybrid", "hybrid", {**graph, "threshold": 100}),
             ("pinsage", "pinsage", {"dim": args.dim, **args.pinsage_params})]
     if args.sweep:
@@ -122,13 +122,10 @@ def main() -> None:
             if label.startswith("hybrid tau=") and n_seed >= args.sweep_seeds:
                 continue
             t = time.perf_counter()
-            if name is None:
-                model = RandomScores(split.n_items, seed)
-            else:
-                cfg = dataclasses.replace(train_cfg, epochs=args.pinsage_epochs) if name == "pinsage" else train_cfg
-                model = build_model(name, params, device=args.device, seed=seed, train=cfg)
-                extra = {"item_embeddings": content} if name in ("content", "hybrid", "pinsage") else {}
-                model.fit(split.train, split.valid, **extra)
+            cfg = dataclasses.replace(train_cfg, epochs=args.pinsage_epochs) if name == "pinsage" else train_cfg
+            model = build_model(name, params, device=args.device, seed=seed, train=cfg)
+            extra = {"item_embeddings": content} if model.content_aware else {}
+            model.fit(split.train, split.valid, **extra)
             fit_s = time.perf_counter() - t
             res = evaluate(model, split, ks=[20], metrics=["recall", "ndcg"], device=args.device)
             for g in GROUPS:

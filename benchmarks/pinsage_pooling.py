@@ -24,7 +24,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hybridrec.graph.adjacency import _SpMM  # noqa: E402
+from hybridrec.graph.adjacency import SpMM  # noqa: E402
 
 
 def main() -> None:
@@ -56,7 +56,7 @@ def main() -> None:
             warnings.simplefilter("ignore", UserWarning)
             a = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n, ns)).coalesce().to_sparse_csr()
             a_t = torch.sparse_coo_tensor(torch.stack([cols, rows]), vals, (ns, n)).coalesce().to_sparse_csr()
-        return _SpMM.apply(a, a_t, msg)
+        return SpMM.apply(a, a_t, msg)
 
     ref = gather().detach()
     for f in (gather, embedding_bag, csr_product):

@@ -52,7 +52,7 @@ def to_torch_csr(m: sp.csr_matrix, device) -> torch.Tensor:
     return t.to(device)
 
 
-class _SpMM(torch.autograd.Function):
+class SpMM(torch.autograd.Function):
     """``A @ x`` whose backward is ``A^T @ grad`` with a prebuilt ``A^T``."""
 
     @staticmethod
@@ -88,11 +88,11 @@ class BipartiteGraph:
 
     def users_from_items(self, item_x: torch.Tensor) -> torch.Tensor:
         r"""Each user's normalised sum over its items: :math:`\tilde R x_I`."""
-        return _SpMM.apply(self.r, self.r_t, item_x)
+        return SpMM.apply(self.r, self.r_t, item_x)
 
     def items_from_users(self, user_x: torch.Tensor) -> torch.Tensor:
         r"""Each item's normalised sum over its users: :math:`\tilde R^\top x_U`."""
-        return _SpMM.apply(self.r_t, self.r, user_x)
+        return SpMM.apply(self.r_t, self.r, user_x)
 
     def propagate(self, user_x: torch.Tensor, item_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One hop through the normalised adjacency: ``(R~ x_I, R~^T x_U)``."""
