@@ -22,6 +22,18 @@ from typing import Callable, Iterator
 __all__ = ["write_text", "write_json", "write_csv", "save_tensors", "atomic_file", "atomic_folder"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _open_mode(path: Path, base: int) -> None:
+    """Give a temporary file (0600) or folder (0700) the mode a plain write would have
+    (``base`` less the umask), so colleagues on shared storage can read run folders."""
+    os.chmod(path, base & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside ``path``; renamed onto ``path`` when the block ends without
@@ -32,6 +44,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     os.close(fd)
     try:
         yield Path(tmp)
+        _open_mode(Path(tmp), 0o666)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -87,6 +100,7 @@ def atomic_folder(path: str | os.PathLike, fill: Callable[[Path], None], replace
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
         fill(tmp)
+        _open_mode(tmp, 0o777)
         if not replace:
             try:
                 os.rename(tmp, path)
