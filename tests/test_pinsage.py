@@ -15,6 +15,7 @@ from hybridrec.graph.walks import WalkGraph, computation_graph, importance_neigh
 from hybridrec.models.base import accepted_settings
 from hybridrec.data.sequences import history_tail, recent_items
 from hybridrec.models.pinsage import (PinSage, PinSageConv, topk_chunked, curriculum)
+from hybridrec.train.distributed import DistContext
 from text_fakes import FakeEncoder, block_item_embeddings
 from toy import block_split
 
@@ -234,6 +235,32 @@ def test_steps_per_epoch_caps_the_batches(split):
     assert 0.4 < m.history.rows[0]["loss"] < 1.0  # a mean over the 48 pairs trained on (BPR starts near ln 2)
     with pytest.raises(ValueError, match="steps_per_epoch"):
         PinSage(steps_per_epoch=0)
+
+
+class OneOfTwo:
+    """Accelerator stand-in for rank 0 of 2 without a process group: no wrapping, no reduction."""
+
+    def prepare(self, *objs):
+        return objs
+
+    def backward(self, loss):
+        loss.backward()
+
+    def reduce(self, total, reduction):
+        return total
+
+
+def test_distributed_training_needs_the_context_passed_in(split, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a launcher's environment does not make fit distributed
+    cfg = dataclasses.replace(FAST, epochs=2, batch_size=16)
+    one = PinSage(dim=4, use_content=False, train=cfg).fit(split.train)
+    n_pairs = len(one._pairs(split.train)[0])
+    assert [r["pairs"] for r in one.history.rows] == [n_pairs, n_pairs]
+
+    half = PinSage(dim=4, use_content=False, train=cfg).fit(split.train, dist=DistContext(0, 2, OneOfTwo()))
+    shares = sum(DistContext(0, 2, None).share(min(16, n_pairs - s)).stop for s in range(0, n_pairs, 16))
+    assert [r["pairs"] for r in half.history.rows] == [shares, shares]
+    assert len(half.trained_pairs) == shares and len(half.trained_pairs.unique()) == shares  # epoch 1's share
 
 
 def test_training_batches_respect_the_memory_bound(model):

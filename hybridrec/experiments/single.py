@@ -39,7 +39,7 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
             train=cfg.train, eval_batch_size=cfg.eval.batch_size,
         )
         t = time.perf_counter()
-        model.fit(split.train, split.valid)
+        model.fit(split.train, split.valid, **({"dist": dist} if model.distributed else {}))
         fit_s = time.perf_counter() - t
         if dist is not None:
             _write_share(run_dir / "ddp", name, dist, model, fit_s)

@@ -11,22 +11,19 @@ embeddings of their most recent training items, and scores are dot products.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
-from ..data import Interactions, Split
+from ..data import Interactions
 from ..data.sequences import history_means, history_tail, recent_items
 from ..graph.walks import ComputationGraph, WalkGraph, computation_graph, neighbour_table
 from ..text.item_text import DEFAULT_TEMPLATE
-from ..train import distributed
-from ..train import TrainHistory, UniformNegativeSampler
-from ..train.trainer import _parse_metric
+from ..train import TrainHistory, UniformNegativeSampler, fit_loop, ranking_validator
+from ..train.distributed import DistContext
 from .content_base import ContentAware
 from .embedding import EmbeddingRecommender
 
@@ -192,8 +189,9 @@ class PinSage(ContentAware, EmbeddingRecommender):
     ``hard_window`` (0-based ranks ``[lo, hi)``) for the query by the embeddings of the
     start of the epoch, again not the user's items.
 
-    **Data-parallel**: started by ``accelerate launch`` (see :mod:`hybridrec.train.distributed`),
-    every process samples the same batches and trains on its own contiguous share of each;
+    **Data-parallel**: given ``fit(..., dist=...)`` (the context of a run started by
+    ``accelerate launch``, see :mod:`hybridrec.train.distributed`; the run passes it), every
+    process samples the same batches and trains on its own contiguous share of each;
     DDP averages the gradients, so the updates are a single process's up to float
     summation order.
 
@@ -397,15 +395,17 @@ class PinSage(ContentAware, EmbeddingRecommender):
 
     # -- training ----------------------------------------------------------------------
     def fit(self, train: Interactions, valid: Interactions | None = None, *, item_embeddings=None,
-            encoder=None) -> "PinSage":
+            encoder=None, dist: DistContext | None = None) -> "PinSage":
         """Sample neighbourhoods, then train on (query, positive, negatives) item triples.
 
         Args:
             item_embeddings: precomputed content embeddings ``[n_items, d]`` (skips encoding).
             encoder: encoder object for the item strings; default :meth:`text_encoder`.
+            dist: this process's place in a distributed run
+                (:func:`hybridrec.train.distributed.context`); None: a single process.
         """
         gen = self.prepare(train, item_embeddings=item_embeddings, encoder=encoder)
-        self.history = self._train(train, valid, gen)
+        self.history = self._train(train, valid, gen, dist)
         self._cache_embeddings()
         return self
 
@@ -468,12 +468,14 @@ class PinSage(ContentAware, EmbeddingRecommender):
         return (torch.as_tensor(train.users[keep], device=self.device),
                 torch.as_tensor(train.items[keep], device=self.device), None)
 
-    def _train(self, train: Interactions, valid: Interactions | None, gen: torch.Generator) -> TrainHistory:
+    def _train(self, train: Interactions, valid: Interactions | None, gen: torch.Generator,
+               dist: DistContext | None = None) -> TrainHistory:
+        """Train the prepared module in :func:`~hybridrec.train.fit_loop`, continuing ``gen``;
+        with ``dist``, each process trains on its share of every batch (DDP)."""
         cfg = self.train_config
         users_all, items_all, at_all = self._pairs(train)
         if len(users_all) == 0:
             raise ValueError(f"no user of {train.name!r} has two training items: PinSage has nothing to train on")
-        dist = distributed.context(self.device)
         if dist is not None and self.sparse_ids:
             raise ValueError("sparse_ids=True cannot train data-parallel (DDP needs dense gradients on NCCL); "
                              "set model.params.sparse_ids=false for a distributed run")
@@ -483,19 +485,14 @@ class PinSage(ContentAware, EmbeddingRecommender):
         net = self.module
         if dist is not None:  # DDP: same sampling everywhere, one share of each batch per process
             net, *opts = dist.accelerator.prepare(self.module, *opts)
-        world, seen = 1 if dist is None else dist.world_size, []
-        metric, k = _parse_metric(cfg.valid_metric)
-        do_valid = valid is not None and len(valid) > 0 and cfg.eval_every > 0
-        hist, best_state, bad_evals, t0 = TrainHistory(), None, 0, time.perf_counter()
+        world = 1 if dist is None else dist.world_size
         n, bs = len(users_all), cfg.batch_size
-        bar = tqdm(range(cfg.epochs), desc="train PinSage", unit="epoch",
-                   disable=not cfg.progress or (dist is not None and not dist.is_main))
-        for epoch in bar:
-            n_hard = self.curriculum(epoch)
+
+        def run_epoch(epoch: int) -> dict:
+            n_hard = self.curriculum(epoch - 1)
             z_all = self._embed_all() if n_hard else None
-            self.module.train()
             perm = torch.randperm(n, generator=gen, device=self.device)
-            total, max_nodes, n_mine, n_seen = torch.zeros((), device=self.device), 0, 0, 0
+            total, max_nodes, n_mine, n_seen, seen = torch.zeros((), device=self.device), 0, 0, 0, []
             for s in range(0, n, bs)[:self.steps_per_epoch]:
                 idx = perm[s:s + bs]
                 u, p = users_all[idx], items_all[idx]
@@ -503,10 +500,10 @@ class PinSage(ContentAware, EmbeddingRecommender):
                 neg = self._uniform(u[:, None].expand(-1, self.n_easy), gen)
                 if n_hard:
                     neg = torch.cat([neg, self._hard(z_all, q, u, n_hard, gen)], 1)
-                mine = slice(None) if dist is None else dist.share(len(u))
                 if dist is not None:
+                    mine = dist.share(len(u))
                     u, p, q, neg = u[mine], p[mine], q[mine], neg[mine]
-                    if epoch == 0:
+                    if epoch == 1:
                         seen.append(idx[mine])
                 n_mine += len(u)
                 targets = torch.cat([q.reshape(-1), p, neg.reshape(-1)])
@@ -539,36 +536,18 @@ class PinSage(ContentAware, EmbeddingRecommender):
                 n_seen += len(idx)
             if dist is not None:
                 total = dist.accelerator.reduce(total, reduction="sum")
-                if epoch == 0:
+                if epoch == 1:
                     self.trained_pairs = torch.cat(seen).cpu() if seen else torch.empty(0, dtype=torch.long)
-            row = {"epoch": epoch + 1, "loss": float(total) / n_seen, "n_hard": n_hard, "max_nodes": max_nodes,
-                   "pairs": n_mine, "seconds": time.perf_counter() - t0}
-            if do_valid and (epoch + 1) % cfg.eval_every == 0:
-                from ..eval import EmbeddingScorer, evaluate  # eval is not needed to train
+            return {"loss": float(total) / n_seen, "n_hard": n_hard, "max_nodes": max_nodes, "pairs": n_mine}
 
-                items = self._embed_all()
-                res = evaluate(EmbeddingScorer(self._users_from(items), items),
-                               Split(train=train, test=valid, kind="validation"), ks=[k], metrics=[metric],
-                               batch_size=self.eval_batch_size)
-                row[cfg.valid_metric] = value = res.metrics["all"][cfg.valid_metric]
-                if hist.best_value is None or value > hist.best_value:
-                    hist.best_value, hist.best_epoch, bad_evals = value, epoch + 1, 0
-                    best_state = copy.deepcopy(self.module.state_dict())
-                else:
-                    bad_evals += 1
-            hist.rows.append(row)
-            log.info("epoch %d: %s", epoch + 1, row)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", n_hard=n_hard)
-            if do_valid and bad_evals >= cfg.patience:
-                hist.stopped_early = True
-                break
-        if best_state is not None:
-            self.module.load_state_dict(best_state)
-        else:
-            hist.best_epoch = hist.rows[-1]["epoch"] if hist.rows else None
-        hist.seconds = time.perf_counter() - t0
-        self.module.eval()
-        return hist
+        def embed() -> tuple[torch.Tensor, torch.Tensor]:
+            items = self._embed_all()
+            return self._users_from(items), items
+
+        return fit_loop(self.module, run_epoch, cfg,
+                        validate=ranking_validator(embed, train, valid, cfg, batch_size=self.eval_batch_size),
+                        desc="train PinSage", show_progress=dist is None or dist.is_main,
+                        postfix=lambda row: {"loss": f"{row['loss']:.4f}", "n_hard": row["n_hard"]})
 
     @torch.no_grad()
     def _cache_embeddings(self) -> None:

@@ -46,7 +46,7 @@ class UniformNegativeSampler:
     def sample(self, users: torch.Tensor, generator: torch.Generator, **_model_state) -> torch.Tensor:
         """One negative item per entry of ``users`` (any shape), ``int64`` like ``users``.
 
-        Keyword arguments (the current embeddings, passed by the trainer) are unused here.
+        Keyword arguments (the current embeddings, passed by the BPR step) are unused here.
         """
         flat = users.reshape(-1)
         neg = torch.randint(self.n_items, flat.shape, generator=generator, device=self.device)

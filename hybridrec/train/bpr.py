@@ -1,0 +1,75 @@
+"""BPR training of the embedding models (MF, LightGCN, NGCF, the hybrid): the step, and
+:func:`train_bpr`, which runs it in the shared :func:`~hybridrec.train.loop.fit_loop`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..data import Interactions
+from .loop import TrainHistory, fit_loop, minibatch_epoch, ranking_validator
+from .losses import bpr_loss, l2_penalty
+from .sampling import build_sampler
+
+
+def bpr_step(
+    module: nn.Module,
+    train: Interactions,
+    cfg: TrainConfig,
+    *,
+    generator: torch.Generator,
+    device: str | torch.device = "cpu",
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The BPR loss of a batch of ``train`` rows, as a step for
+    :func:`~hybridrec.train.loop.minibatch_epoch`.
+
+    Each step runs the full ``module()`` forward (the ``(user_emb, item_emb)`` tables),
+    samples one negative per positive with ``cfg.negatives`` (from ``generator``) and
+    returns ``bpr_loss`` plus ``cfg.l2`` times the L2 penalty on ``module.initial(u, i, j)``.
+    """
+    sampler = build_sampler(cfg.negatives, train.to_csr(), device=device, **cfg.negative_options)
+    users_all = torch.as_tensor(train.users, device=device)
+    items_all = torch.as_tensor(train.items, device=device)
+
+    def step(rows: torch.Tensor) -> torch.Tensor:
+        u, p = users_all[rows], items_all[rows]
+        user_emb, item_emb = module()
+        neg = sampler.sample(u, generator, user_emb=user_emb.detach(), item_emb=item_emb.detach())
+        eu = user_emb[u]
+        loss = bpr_loss((eu * item_emb[p]).sum(-1), (eu * item_emb[neg]).sum(-1))
+        if cfg.l2 > 0:
+            loss = loss + cfg.l2 * l2_penalty(*module.initial(u, p, neg))
+        return loss
+
+    return step
+
+
+def train_bpr(
+    module: nn.Module,
+    train: Interactions,
+    valid: Interactions | None,
+    cfg: TrainConfig,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    eval_batch_size: int | None = None,
+) -> TrainHistory:
+    """Train ``module`` with BPR on ``train``; early-stop on ``valid`` if given.
+
+    ``module()`` must return the final ``(user_emb, item_emb)`` tables and
+    ``module.initial(users, pos, neg)`` the layer-0 embeddings the L2 penalty applies to.
+    Each epoch visits every training interaction once in a seeded random order, with one
+    sampled negative per positive. When ``valid`` has interactions and
+    ``cfg.eval_every > 0``, the weights with the best ``cfg.valid_metric`` are restored at
+    the end, and training stops after ``cfg.patience`` evaluations without improvement.
+    """
+    device = torch.device(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    step = bpr_step(module, train, cfg, generator=gen, device=device)
+    opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
+    run_epoch = minibatch_epoch(step, opt, len(train), cfg.batch_size, generator=gen, device=device)
+    validate = ranking_validator(module, train, valid, cfg, batch_size=eval_batch_size)
+    return fit_loop(module, run_epoch, cfg, validate=validate, desc=f"train {type(module).__name__}")
