@@ -194,8 +194,9 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
             bar.update(1)
     bar.close()
     result.info["seconds"] = time.perf_counter() - t0
-    _write(result, cfg, run_dir)
-    return result, compare_report(result, cfg, _random_reference(cfg))
+    random_row = random_reference(cfg.candidates.n_candidates, cfg.candidates.ks)
+    _write(result, cfg, run_dir, random_row)
+    return result, compare_report(result, cfg, random_row)
 
 
 def _candidate_protocol(split, seed, cfg, fitted, llms) -> list[dict]:
@@ -246,7 +247,7 @@ def _fit_eval(name, params, split, seed, cfg, groups, encoders):
     return metrics, fit_s, eval_s, model
 
 
-def _write(result: CompareResult, cfg: Config, run_dir: Path) -> None:
+def _write(result: CompareResult, cfg: Config, run_dir: Path, random_row: dict[str, float]) -> None:
     summary = result.summary()
     write_csv(run_dir / "per_seed.csv", result.rows)
     write_text(run_dir / "summary.csv", summary.to_csv(index=False))
@@ -260,7 +261,7 @@ def _write(result: CompareResult, cfg: Config, run_dir: Path) -> None:
         write_csv(run_dir / "candidates.csv", result.candidates)
         doc["candidates"] = {"n_candidates": cfg.candidates.n_candidates, "n_users": cfg.candidates.n_users,
                              "seeds": list(cfg.compare.seeds[:cfg.compare.candidate_seeds]),
-                             "random": _random_reference(cfg), "summary": cand.to_dict(orient="records")}
+                             "random": random_row, "summary": cand.to_dict(orient="records")}
     write_json(run_dir / "compare.json", doc, default=_json_default)
     title = f"{cfg.data.dataset}, {cfg.data.split} split, seeds {list(cfg.compare.seeds)}"
     k = max(cfg.eval.ks)
@@ -271,14 +272,10 @@ def _write(result: CompareResult, cfg: Config, run_dir: Path) -> None:
         plots.metrics_by_model(result.candidates_summary(), run_dir / "candidates_by_model.png",
                                title=f"{title}; {c.n_candidates} candidates per user, {c.n_users or 'all'} users",
                                k=max(c.ks), metrics=("ndcg", "hitrate"),
-                               reference=_random_reference(cfg))
+                               reference=random_row)
     if result.sweep:
         sweep_title = f"{cfg.data.dataset}, {cfg.data.split} split, seeds {list(cfg.compare.seeds[:cfg.compare.sweep_seeds])}"
         plots.threshold_sweep(result.sweep_summary(), run_dir / "threshold_sweep.png", title=sweep_title, k=k)
-
-
-def _random_reference(cfg: Config) -> dict[str, float]:
-    return random_reference(cfg.candidates.n_candidates, cfg.candidates.ks)
 
 
 def _json_default(o):

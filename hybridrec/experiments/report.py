@@ -34,7 +34,7 @@ def fmt_threshold(t: float) -> str:
     return "inf" if math.isinf(t) else f"{t:g}"
 
 
-def compare_report(result, cfg: Config, random_row: dict[str, float] | None = None) -> str:
+def compare_report(result, cfg: Config, random_row: dict[str, float]) -> str:
     """Mean +- std over seeds for every model on all/warm/cold with the timings, then the
     candidate protocol (with the random expectation ``random_row``) and the blend sweep."""
     summary = result.summary()

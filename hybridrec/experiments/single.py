@@ -24,9 +24,7 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
     With ``new_items`` (a file of items with text and no interactions), each content-aware
     model also ranks users for every new item into ``new_items_top_users.csv``.
     """
-    t0 = time.perf_counter()
-    data, split = load_and_split(cfg)
-    log.info("data %r loaded and split in %.1fs: %s", data, time.perf_counter() - t0, split.summary())
+    _, split = load_and_split(cfg)  # logs the load time and the split
     write_json(run_dir / "split.json", split.summary(), default=str)
 
     per_model = model_params(cfg.model.name, cfg.model.params)
