@@ -16,7 +16,10 @@ Kinds (:data:`SPLIT_KINDS`):
 * ``cold_item``: ``cold_fraction`` of the items that have interactions are held out with
   all their interactions (``Split.cold_items``); they join the test set. The remaining
   interactions are split by ``base`` (default ``given`` if the loader stored a fold, else
-  ``temporal`` if there are timestamps, else ``random``) for the warm test set.
+  ``temporal`` if there are timestamps, else ``random``) for the warm test set. With
+  ``valid_cold_fraction > 0``, a further share of the items is held out the same way into
+  validation, so that validation has cold items as the test set does (what a model that
+  calibrates cold against warm items chooses on).
 
 Everywhere, test and validation rows of users with no training rows are dropped (with
 ``drop_cold_users``), and test items unseen in training are kept (cold items).
@@ -53,6 +56,7 @@ def make_split(
     drop_cold_users: bool = True,
     cold_fraction: float = 0.2,
     base: str | None = None,
+    valid_cold_fraction: float = 0.0,
 ) -> Split:
     """Split ``data`` into train, test and (optionally) validation parts.
 
@@ -68,6 +72,7 @@ def make_split(
         drop_cold_users: drop test/validation rows of users with no training rows.
         cold_fraction: share of items held out (``cold_item``).
         base: how ``cold_item`` splits the warm interactions (any kind but ``cold_item``).
+        valid_cold_fraction: share of items held out into validation (``cold_item``).
 
     Raises:
         ValueError: unknown kind, or an option that the kind does not use.
@@ -76,10 +81,14 @@ def make_split(
     if kind not in SPLIT_KINDS:
         raise ValueError(f"unknown split kind {kind!r}; valid kinds: {', '.join(SPLIT_KINDS)}")
     _check_options(kind, test_fraction, valid_fraction, n_test, n_valid, cold_fraction, base)
+    if not 0 <= valid_cold_fraction < 1 or cold_fraction + valid_cold_fraction >= 1:
+        raise ValueError("need 0 <= valid_cold_fraction and cold_fraction + valid_cold_fraction < 1")
+    if valid_cold_fraction and kind != "cold_item":
+        raise ValueError(f"valid_cold_fraction applies to cold_item splits only, not {kind!r}")
     info: dict = {"seed": seed} if kind in ("random", "cold_item", "given") else {}
     cold_items = None
     if kind == "cold_item":
-        codes, cold_items, base = _cold_item(data, cold_fraction, base, seed, info,
+        codes, cold_items, base = _cold_item(data, cold_fraction, valid_cold_fraction, base, seed, info,
                                              test_fraction=test_fraction,
                                              valid_fraction=valid_fraction, n_test=n_test,
                                              n_valid=n_valid)
@@ -200,7 +209,7 @@ def _given(data, valid_fraction, seed, info):
     return codes
 
 
-def _cold_item(data, cold_fraction, base, seed, info, **base_options):
+def _cold_item(data, cold_fraction, valid_cold_fraction, base, seed, info, **base_options):
     if base is None:
         base = ("given" if "fold" in data.meta else
                 "temporal" if data.timestamps is not None else "random")
@@ -211,15 +220,27 @@ def _cold_item(data, cold_fraction, base, seed, info, **base_options):
     counts = data.item_counts()
     candidates = np.flatnonzero(counts > 0)
     n_cold = max(1, round(len(candidates) * cold_fraction))
-    cold = np.sort(np.random.default_rng(seed).choice(candidates, size=n_cold, replace=False))
+    rng = np.random.default_rng(seed)
+    cold = np.sort(rng.choice(candidates, size=n_cold, replace=False))
     is_cold = np.zeros(data.n_items, dtype=bool)
     is_cold[cold] = True
-    cold_rows = is_cold[data.items]
-    warm = data.subset(~cold_rows)
+    is_valid_cold = np.zeros(data.n_items, dtype=bool)
+    if valid_cold_fraction > 0:  # drawn after the test items, which stay those of the same seed without it
+        rest = candidates[~is_cold[candidates]]
+        n_vc = min(len(rest), max(1, round(len(candidates) * valid_cold_fraction)))
+        is_valid_cold[rng.choice(rest, size=n_vc, replace=False)] = True
+    cold_rows, valid_rows = is_cold[data.items], is_valid_cold[data.items]
+    warm_rows = ~cold_rows & ~valid_rows
+    warm = data.subset(warm_rows)
     codes = np.full(len(data), _TEST, dtype=np.int8)
-    codes[~cold_rows] = _codes(warm, base, seed=seed, info=info, **base_options)
+    codes[valid_rows] = _VALID
+    codes[warm_rows] = _codes(warm, base, seed=seed, info=info, **base_options)
     info.update(base=base, cold_fraction=cold_fraction, cold_item_rows=int(cold_rows.sum()))
-    log.info("cold_item split: %d items (%d interactions) held out", n_cold, cold_rows.sum())
+    if valid_cold_fraction > 0:
+        info.update(valid_cold_fraction=valid_cold_fraction, valid_cold_items=int(is_valid_cold.sum()),
+                    valid_cold_item_rows=int(valid_rows.sum()))
+    log.info("cold_item split: %d items (%d interactions) held out for test, %d (%d) for validation",
+             n_cold, cold_rows.sum(), int(is_valid_cold.sum()), int(valid_rows.sum()))
     return codes, cold, base
 
 
