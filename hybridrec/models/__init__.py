@@ -4,7 +4,7 @@ from .base import Recommender, accepted_settings
 from .content import ContentRecommender
 from .embedding import EmbeddingRecommender
 from .gfcf import GFCF
-from .hybrid import HybridModule, HybridRecommender
+from .hybrid import HybridRecommender
 from .lightgcn import LightGCN, LightGCNModule
 from .mf import MF, MFModule
 from .ngcf import NGCF, NGCFModule
@@ -15,5 +15,5 @@ from .registry import MODELS, REGISTRY, build_model, load_model, model_class, mo
 
 __all__ = ["Recommender", "EmbeddingRecommender", "MF", "MFModule", "Popularity", "RandomScores", "LightGCN",
            "LightGCNModule", "NGCF", "NGCFModule", "GFCF", "ContentRecommender", "HybridRecommender",
-           "HybridModule", "PinSage", "PinSageConv", "PinSageModule", "MODELS", "REGISTRY", "accepted_settings",
+           "PinSage", "PinSageConv", "PinSageModule", "MODELS", "REGISTRY", "accepted_settings",
            "build_model", "load_model", "model_class", "model_settings", "models_with", "settings_for"]

@@ -1,29 +1,90 @@
-"""The hybrid recommender: graph embeddings blended per item with projected text embeddings.
+r"""The hybrid recommender: a graph model and a text model on one calibrated scale.
 
-Content bootstraps an item, the graph refines it as interactions accumulate (the cold-start
-recipe of PinSage-style hybrids): an item's final embedding moves from its projected text
-embedding to its graph embedding as its number of training interactions grows.
+Content bootstraps an item, the graph refines it as interactions accumulate. The hybrid
+keeps both parts whole and blends their *scores*, put on one scale:
+
+* **graph part**: LightGCN trained with BPR (early stopping on validation) on the items
+  that have interactions; user and item embeddings :math:`e_u, g_i`.
+* **text part**: the content model's score :math:`\cos(p_u, c_i)` of the user's text
+  profile :math:`p_u` (mean text embedding of their history) against the item's text,
+  mixed with the graph user's score of the item's *projected* text
+  :math:`e_u^\top W c_i`, where :math:`W` is a ridge regression from text to the graph
+  item embeddings fitted on every item with interactions.
+
+Each score is standardised per user (its mean and standard deviation over the catalogue,
+computed in closed form from the embeddings), giving :math:`\hat g_{ui}, \hat t_{ui},
+\hat p_{ui}`. With the text form :math:`f_{ui} = (1 - w)\,\hat t_{ui} + w\,\hat p_{ui}`,
+
+.. math::
+    s_{ui} = \lambda_i \bigl(a\, \hat g_{ui} + (1 - a) f_{ui}\bigr)
+           + (1 - \lambda_i) \bigl(\gamma f_{ui} + b\bigr),
+    \qquad \lambda_i = \min(n_i / \tau, 1)
+
+:math:`n_i` is the item's number of training interactions, so an item with none is scored
+by its calibrated text alone and a popular one by the graph (with text weight
+:math:`1 - a`). The lecture's blend is the special case :math:`\tau = 100, a = 1`.
+:math:`\tau = 0` and :math:`a = 1` give the graph part for every item with an
+interaction, :math:`\tau = \infty` the text part; :math:`w = 0` makes the text part the
+content model exactly.
+
+**Chosen on validation.** :math:`w` and the ridge penalty are chosen on the validation
+interactions of items with no training interactions (ranked among such items), :math:`a`
+on those of warm items (ranked among warm items), the calibration :math:`(\gamma, b)` and
+then :math:`\tau` on all validation interactions ranked over the whole catalogue, each by
+the validation metric (Recall@20 by default) over a grid that starts at the pure part
+(:math:`w = 0`: the content model; :math:`a = 1`: LightGCN; :math:`b` = :data:`COLD_LAST`:
+cold items after warm ones, as a graph model ranks them; :math:`\tau = 0`). The
+one-standard-error rule picks the first grid point within one standard error of the best,
+so noise on validation does not move the blend away from a part. A cold-item split with
+``valid_cold_fraction > 0`` gives the validation the held-out items it needs; without
+them the text-only settings keep their defaults (:data:`DEFAULT_BLEND`).
+
+Because every term is a dot product of a per-user and a per-item vector, the whole score
+is one: ``score_users`` is one matrix product, and new items are scored like catalogue items
+with no interactions. :meth:`HybridRecommender.update` folds new interactions in without
+retraining: LightGCN propagates over the grown graph, and :math:`\lambda_i` moves with the
+new counts.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data import Interactions, Vocabulary
+from ..data.errors import DataError
 from ..graph import BipartiteGraph
 from ..text.item_text import DEFAULT_TEMPLATE
 from ..train import train_bpr
+from ..train.loop import parse_metric
 from .content_base import ContentAware
 from .embedding import EmbeddingRecommender
 from .lightgcn import LightGCNModule
-from .mf import MFModule
 
-BACKBONES = ("lightgcn", "mf")
-INITS = ("svd", "random", "normal")
+log = logging.getLogger("hybridrec.models")
+
+INITS = ("normal", "svd", "random")
+
+#: Grids searched on validation; each starts with the setting that means "one part only"
+#: (ties keep the earlier value).
+GRAPH_WEIGHTS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
+PROJECTION_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+RIDGE_L2 = (1.0, 0.1, 10.0)
+SCALES = (1.0, 0.5, 0.75, 1.5, 2.0, 3.0)
+OFFSETS = tuple(sorted((float(x) for x in np.round(np.arange(-4.0, 4.01, 0.25), 2)), key=lambda x: (abs(x), x)))
+#: The offset that ranks every cold item after every warm one (a graph model's order).
+COLD_LAST = -1e4
+THRESHOLDS = (0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+#: Largest (validation users x items) block scored at once while choosing the blend.
+CALIBRATION_CELLS = 2 ** 25
 
 
 def parse_threshold(value) -> float:
@@ -40,17 +101,34 @@ def parse_threshold(value) -> float:
         v = None
     if v is None or not v >= 0:
         raise ValueError(f"threshold {value!r} is not a number >= 0: 0 for graph only, .inf (YAML) or 'inf' "
-                         "for content only, e.g. 100")
+                         "for content only, e.g. 100, or 'auto' (chosen on validation)")
+    return v
+
+
+def _auto_or(value, parse, name: str):
+    """``"auto"`` (chosen on validation) or ``parse(value)``."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return parse(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name}: {err}") from None
+
+
+def _unit(value) -> float:
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{value!r} is not a number in [0, 1], or 'auto'")
     return v
 
 
 def blend_weights(counts, threshold: float) -> torch.Tensor:
-    r"""Per-item weight of the graph embedding, :math:`a_i = \min(n_i / \tau, 1)`.
+    r"""Per-item weight of the graph side, :math:`\lambda_i = \min(n_i / \tau, 1)`.
 
-    ``threshold`` :math:`\tau`: ``0`` gives :math:`a_i = 1` for every item with an
-    interaction (pure graph; the limit :math:`\tau \to 0^+`), ``inf`` gives
-    :math:`a_i = 0` everywhere (pure content). An item with :math:`n_i = 0` always gets
-    :math:`a_i = 0`: it has no graph embedding to speak of.
+    ``threshold`` :math:`\tau`: ``0`` gives :math:`\lambda_i = 1` for every item with an
+    interaction (the limit :math:`\tau \to 0^+`), ``inf`` gives :math:`\lambda_i = 0`
+    everywhere (text only). An item with :math:`n_i = 0` always gets :math:`\lambda_i = 0`:
+    it has no graph embedding to speak of.
     """
     n = torch.as_tensor(np.asarray(counts), dtype=torch.float32)
     if threshold == 0:
@@ -58,71 +136,150 @@ def blend_weights(counts, threshold: float) -> torch.Tensor:
     return torch.clamp(n / float(threshold), max=1.0)  # n / inf = 0
 
 
-class HybridModule(nn.Module):
-    r"""A graph backbone whose item embeddings are blended with projected content.
+@dataclass
+class Blend:
+    r"""The blend's settings: :math:`\tau` (``threshold``), :math:`a` (``graph_weight``),
+    :math:`w` (``projection_weight``), :math:`\gamma` (``scale``), :math:`b` (``offset``) and
+    the ridge penalty of the projection (``ridge_l2``, relative to the mean eigenvalue of
+    the text Gram matrix)."""
 
-    .. math::
-        p_i = W c_i, \qquad (e_u, g_i) = \mathrm{backbone}(), \qquad
-        e_i = (1 - a_i)\, p_i + a_i\, g_i
+    threshold: float = 100.0
+    graph_weight: float = 1.0
+    projection_weight: float = 0.0
+    scale: float = 1.0
+    offset: float = 0.0
+    ridge_l2: float = 1.0
 
-    :math:`c_i` are fixed content embeddings, :math:`W` a learned linear projection (no
-    bias) into the backbone's space, :math:`g_i` the backbone's final item embedding
-    (after LightGCN propagation: the blend is on the final embedding) and :math:`a_i` the
-    fixed blend weights of :func:`blend_weights`. Users keep the backbone's embeddings.
-    ``initial`` gives the layer-0 embeddings for the L2 penalty: users' id embeddings, and
-    for items :math:`(1 - a_i) W c_i + a_i e^{(0)}_i`, the part of each the item uses.
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["threshold"] = "inf" if math.isinf(self.threshold) else self.threshold
+        return d
 
-    Initialisation (``init``): ``"svd"`` sets :math:`W` to the top right singular vectors of
-    the content matrix (its best rank-``dim`` linear map, truncated SVD without
-    centring), ``"random"`` to a fixed Gaussian random projection; both are scaled so that
-    the entries of :math:`W c` have standard deviation ``init_std``, and the item id
-    embeddings start at :math:`e^{(0)}_i = W c_i`. ``"normal"`` leaves the backbone's
-    random item embeddings and PyTorch's default :math:`W`.
+    def as_tensor(self) -> torch.Tensor:
+        return torch.tensor([getattr(self, f.name) for f in fields(self)], dtype=torch.float64)
 
-    Args:
-        backbone: an ``nn.Module`` with ``user``/``item`` embedding tables, ``forward() ->
-            (user_emb, item_emb)`` and ``initial(u, i, j)``
-            (:class:`~hybridrec.models.lightgcn.LightGCNModule`, :class:`~hybridrec.models.mf.MFModule`).
-        content: content embeddings ``[n_items, d_c]`` (kept fixed).
-        alpha: blend weights ``[n_items]`` in ``[0, 1]`` (kept fixed).
-        init: ``"svd"`` (default), ``"random"`` or ``"normal"``.
-        init_std: target standard deviation of the initial projected content.
+    @classmethod
+    def from_tensor(cls, t: torch.Tensor) -> "Blend":
+        return cls(*[float(x) for x in t.tolist()])
+
+
+#: The lecture's textbook blend, used where validation cannot choose.
+DEFAULT_BLEND = Blend()
+
+
+def ridge_projection(x: torch.Tensor, y: torch.Tensor, l2: float) -> torch.Tensor:
+    r""":math:`W` ``[d_y, d_x]`` minimising :math:`\lVert x W^\top - y\rVert^2 + \lambda
+    \lVert W \rVert^2` with :math:`\lambda` = ``l2`` times the mean eigenvalue of
+    :math:`x^\top x` (so ``l2`` means the same for any text encoder)."""
+    x64, y64 = x.double(), y.double()
+    gram = x64.T @ x64
+    lam = float(l2) * float(torch.diagonal(gram).mean()) if gram.numel() else 0.0
+    eye = torch.eye(gram.shape[0], dtype=torch.float64, device=gram.device)
+    return torch.linalg.solve(gram + max(lam, 1e-12) * eye, x64.T @ y64).T.float()
+
+
+def user_stats(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Mean and standard deviation over ``items`` of each user's scores ``users @ items.T``,
+    in closed form: :math:`\mu_u = e_u^\top \bar v`, :math:`\sigma_u^2 = e_u^\top \Sigma e_u`
+    with :math:`\Sigma` the items' covariance. ``[n_users]`` each; :math:`\sigma` is floored
+    at 1e-6 (a user whose scores are all equal)."""
+    if items.shape[0] == 0:
+        z = torch.zeros(users.shape[0], device=users.device)
+        return z, torch.ones_like(z)
+    u, v = users.double(), items.double()
+    mean = v.mean(0)
+    centred = v - mean
+    cov = centred.T @ centred / v.shape[0]
+    mu = u @ mean
+    var = ((u @ cov) * u).sum(1).clamp_min(0.0)
+    return mu.float(), var.sqrt().clamp_min(1e-6).float()
+
+
+@dataclass
+class HybridParts:
+    """The fitted parts the blend combines; index order of the model's vocabularies.
+
+    Attributes:
+        user_graph, item_graph: final LightGCN embeddings (zero rows for items with no
+            interactions).
+        user_layer0, item_layer0: the layer-0 embeddings the propagation starts from
+            (items with no interactions: their projected text), kept for :meth:`update`.
+        profiles: users' text profiles (mean normalised text of their history).
+        item_text: normalised item text embeddings.
+        item_proj: projected text, ``item_text @ W.T``, in the graph item space.
+        counts: training interactions per item.
     """
 
-    def __init__(self, backbone: nn.Module, content: torch.Tensor, alpha: torch.Tensor,
-                 init: str = "svd", init_std: float = 0.1):
-        super().__init__()
-        n_items, dim = backbone.item.weight.shape
-        if content.shape[0] != n_items or alpha.shape != (n_items,):
-            raise ValueError(f"backbone has {n_items} items, content {tuple(content.shape)}, alpha {tuple(alpha.shape)}")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        self.backbone = backbone
-        self.register_buffer("content", content.float())
-        self.register_buffer("alpha", alpha.float())
-        self.proj = nn.Linear(content.shape[1], dim, bias=False, device=backbone.item.weight.device)
-        if init != "normal":
-            with torch.no_grad():
-                w = _initial_projection(content, dim, init, init_std)  # on the CPU
-                self.proj.weight.copy_(w)
-                backbone.item.weight.copy_(content.detach().float().cpu() @ w.T)
+    user_graph: torch.Tensor
+    item_graph: torch.Tensor
+    user_layer0: torch.Tensor
+    item_layer0: torch.Tensor
+    profiles: torch.Tensor
+    item_text: torch.Tensor
+    item_proj: torch.Tensor
+    counts: torch.Tensor
 
-    def project(self, content: torch.Tensor) -> torch.Tensor:
-        """:math:`W c` for content embeddings ``[m, d_c]``."""
-        return self.proj(content)
+    def standardised(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per-user ``(mean, std)`` of the graph (over warm items), text and projection scores."""
+        warm = self.counts > 0
+        return {"graph": user_stats(self.user_graph, self.item_graph[warm.to(self.item_graph.device)]),
+                "text": user_stats(self.profiles, self.item_text),
+                "proj": user_stats(self.user_graph, self.item_proj)}
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        users, graph_items = self.backbone()
-        a = self.alpha[:, None]
-        return users, (1 - a) * self.proj(self.content) + a * graph_items
+    def features(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Standardised ``(graph, text, projection)`` scores of ``users`` for every item."""
+        stats = self.standardised()
+        out = []
+        for name, (u, v) in (("graph", (self.user_graph, self.item_graph)), ("text", (self.profiles, self.item_text)),
+                             ("proj", (self.user_graph, self.item_proj))):
+            mu, sd = stats[name]
+            out.append((u[users] @ v.T - mu[users, None]) / sd[users, None])
+        return tuple(out)
 
-    def initial(self, users, pos, neg):
-        eu, ep, en = self.backbone.initial(users, pos, neg)
-        return eu, self._blend0(pos, ep), self._blend0(neg, en)
+    def to(self, device) -> "HybridParts":
+        return HybridParts(*[getattr(self, f.name).to(device) for f in fields(self)])
 
-    def _blend0(self, idx, e0):
-        a = self.alpha[idx, None]
-        return (1 - a) * self.proj(self.content[idx]) + a * e0
+
+def combined_embeddings(parts: HybridParts, blend: Blend) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Per-user and per-item vectors whose dot product is the blended score :math:`s_{ui}`.
+
+    Users: :math:`[e_u/\sigma^g_u,\ (1-w) p_u/\sigma^t_u,\ w e_u/\sigma^p_u,\ -\mu^g_u/\sigma^g_u,\
+    -(1-w)\mu^t_u/\sigma^t_u - w\mu^p_u/\sigma^p_u,\ 1]`; items: :math:`[\lambda_i a g_i,\ k_i c_i,\
+    k_i W c_i,\ \lambda_i a,\ k_i,\ (1-\lambda_i) b]` with :math:`k_i = \lambda_i (1 - a) +
+    (1 - \lambda_i)\gamma` (see the module docstring).
+    """
+    stats = parts.standardised()
+    (mu_g, sd_g), (mu_t, sd_t), (mu_p, sd_p) = stats["graph"], stats["text"], stats["proj"]
+    w = blend.projection_weight
+    users = torch.cat([
+        parts.user_graph / sd_g[:, None], parts.profiles * ((1 - w) / sd_t[:, None]),
+        parts.user_graph * (w / sd_p[:, None]), (-mu_g / sd_g)[:, None],
+        (-(1 - w) * mu_t / sd_t - w * mu_p / sd_p)[:, None], torch.ones_like(mu_g)[:, None]], dim=1)
+    items = _item_side(parts.item_graph, parts.item_text, parts.item_proj,
+                       blend_weights(parts.counts.cpu().numpy(), blend.threshold).to(parts.item_graph.device), blend)
+    return users, items
+
+
+def _item_side(graph, text, proj, lam, blend: Blend) -> torch.Tensor:
+    a, gamma, b = blend.graph_weight, blend.scale, blend.offset
+    g = lam * a
+    k = lam * (1 - a) + (1 - lam) * gamma
+    return torch.cat([g[:, None] * graph, k[:, None] * text, k[:, None] * proj, g[:, None], k[:, None],
+                      ((1 - lam) * b)[:, None]], dim=1)
+
+
+def warm_part(data: Interactions | None, keep: np.ndarray, vocab: Vocabulary | None = None) -> Interactions | None:
+    """``data`` restricted to the items where ``keep`` is true, with items renumbered
+    ``0..keep.sum()-1`` (rows of other items are dropped)."""
+    if data is None or keep.all():
+        return data
+    remap = np.full(len(keep), -1, dtype=np.int64)
+    remap[keep] = np.arange(int(keep.sum()))
+    rows = remap[data.items] >= 0
+    vocab = vocab or Vocabulary(data.item_vocab.ids[keep], kind="item")
+    take = (lambda a: None if a is None else a[rows])
+    return Interactions(data.users[rows], remap[data.items[rows]], data.user_vocab, vocab,
+                        take(data.timestamps), take(data.ratings), None, data.name)
 
 
 def _initial_projection(content: torch.Tensor, dim: int, init: str, init_std: float) -> torch.Tensor:
@@ -140,146 +297,478 @@ def _initial_projection(content: torch.Tensor, dim: int, init: str, init_std: fl
     return w * scale
 
 
-def warm_part(data: Interactions | None, keep: np.ndarray, vocab: Vocabulary | None = None) -> Interactions | None:
-    """``data`` restricted to the items where ``keep`` is true, with items renumbered
-    ``0..keep.sum()-1`` (rows of other items are dropped)."""
-    if data is None or keep.all():
-        return data
-    remap = np.full(len(keep), -1, dtype=np.int64)
-    remap[keep] = np.arange(int(keep.sum()))
-    rows = remap[data.items] >= 0
-    vocab = vocab or Vocabulary(data.item_vocab.ids[keep], kind="item")
-    take = (lambda a: None if a is None else a[rows])
-    return Interactions(data.users[rows], remap[data.items[rows]], data.user_vocab, vocab,
-                        take(data.timestamps), take(data.ratings), None, data.name)
+def _count_csr(data: Interactions) -> sp.csr_matrix:
+    """Users x items interaction counts (repeats add up), ``float32`` CSR."""
+    m = sp.csr_matrix((np.ones(len(data), dtype=np.float32), (data.users, data.items)),
+                      shape=(data.n_users, data.n_items))
+    m.sum_duplicates()
+    return m
+
+
+def text_profiles(seen: sp.csr_matrix, item_text: torch.Tensor) -> torch.Tensor:
+    """Each user's mean of the (normalised) text of their interactions, counted with
+    multiplicity; zero for users with none. ``[n_users, d_c]`` on ``item_text``'s device."""
+    total = np.asarray(seen.sum(axis=1), dtype=np.float64).ravel()
+    m = sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ seen
+    p = m.astype(np.float32) @ item_text.detach().float().cpu().numpy()
+    return torch.as_tensor(np.asarray(p), dtype=torch.float32, device=item_text.device)
 
 
 class HybridRecommender(ContentAware, EmbeddingRecommender):
-    r"""LightGCN (or MF) with items bootstrapped by, and blended with, their text.
+    r"""LightGCN and the content model blended on one calibrated scale (module docstring).
 
-    Content embeddings :math:`c_i` (text encoder, or precomputed) enter twice:
+    Settings ``threshold`` (:math:`\tau`), ``graph_weight`` (:math:`a`) and
+    ``projection_weight`` (:math:`w`) are each ``"auto"`` (default: chosen on validation)
+    or a number; ``calibrate`` chooses :math:`(\gamma, b)` on validation (else 1 and 0).
+    ``threshold=100, graph_weight=1, projection_weight=0, calibrate=False`` is the lecture's
+    textbook blend :math:`\alpha_i = \min(n_i / 100, 1)`; ``threshold=0, graph_weight=1``
+    is the graph part for every item with an interaction; ``threshold="inf",
+    projection_weight=0`` is the content model.
 
-    1. **initialisation**: the item id embeddings start at the projected content
-       :math:`W c_i` (``init``, see :class:`HybridModule`);
-    2. **blend**, on the final embedding, :math:`e_i = (1 - a_i) W c_i + a_i g_i` with
-       :math:`a_i = \min(n_i / \tau, 1)`, :math:`n_i` the item's training interactions,
-       :math:`\tau` = ``threshold`` and :math:`g_i` the propagated graph embedding.
-
-    :math:`W`, the id embeddings and the user embeddings are trained jointly with BPR
-    (:func:`~hybridrec.train.train_bpr`). Training sees only the items with at least one
-    training interaction (so items with none are never sampled as negatives, exactly
-    like items that arrive later); an item with :math:`n_i = 0`, in the catalogue or new,
-    is scored from :math:`W c_i` alone, without retraining.
-
-    ``threshold``: ``0`` = graph only for every item with an interaction, ``inf`` = content
-    only (the users still come from the graph), default 100 (the lecture's blend). With
-    ``0`` no training item uses :math:`W`, so it stays at its initialisation and cold items
-    are scored through that.
+    The graph part is trained exactly as :class:`~hybridrec.models.lightgcn.LightGCN` with
+    the same settings and seed (so ``threshold=0, graph_weight=1`` reproduces it); an item
+    with no training interactions, in the catalogue or new, is scored from its text.
 
     Args: see :class:`~hybridrec.models.embedding.EmbeddingRecommender` (``dim``,
         ``train``, ``seed``, ``device``, ``eval_batch_size``); plus
-        backbone: ``"lightgcn"`` (default) or ``"mf"``.
-        threshold: interactions at which an item is pure graph (default 100).
-        n_layers, alphas: LightGCN propagation layers and layer weights.
+        threshold, graph_weight, projection_weight: the blend (see above).
+        calibrate: fit the text part's scale and offset on validation (default True).
+        calibration_users: validation users the blend is chosen on (at most; default 4000).
+        n_layers, alphas: LightGCN propagation layers and layer weights (``n_layers=0``
+            makes the graph part matrix factorisation).
         init_std: standard deviation of the initial embeddings.
-        init: projection / item embedding initialisation, ``"svd"``, ``"random"``, ``"normal"``.
+        init: item id embeddings start ``"normal"`` (plain LightGCN, default), or at the
+            projected text, ``"svd"`` (top singular directions) or ``"random"``.
         text_model, text_template, on_empty, text_batch_size: item text settings, as for
             :class:`~hybridrec.models.content.ContentRecommender`.
     """
 
     name = "hybrid"
 
-    def __init__(self, dim: int = 64, backbone: str = "lightgcn", threshold: float | str = 100.0,
-                 n_layers: int = 3, alphas: list[float] | None = None, init_std: float = 0.1,
-                 init: str = "svd", text_model: str | None = None, text_template: str = DEFAULT_TEMPLATE,
-                 on_empty: str = "error", text_batch_size: int = 64, **kwargs):
+    def __init__(self, dim: int = 64, threshold: float | str = "auto", graph_weight: float | str = "auto",
+                 projection_weight: float | str = "auto", calibrate: bool = True, calibration_users: int = 4000,
+                 n_layers: int = 3, alphas: list[float] | None = None, init_std: float = 0.1, init: str = "normal",
+                 text_model: str | None = None, text_template: str = DEFAULT_TEMPLATE, on_empty: str = "error",
+                 text_batch_size: int = 64, **kwargs):
         super().__init__(dim=dim, **kwargs)
-        if backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        self.threshold = parse_threshold(threshold)
-        self.backbone, self.init = backbone, init
+        self.threshold = _auto_or(threshold, parse_threshold, "threshold")
+        self.graph_weight = _auto_or(graph_weight, _unit, "graph_weight")
+        self.projection_weight = _auto_or(projection_weight, _unit, "projection_weight")
+        if not isinstance(calibrate, bool):
+            raise ValueError(f"calibrate must be true or false, got {calibrate!r}")
+        self.calibrate, self.calibration_users = calibrate, int(calibration_users)
+        self.init = init
         self.n_layers, self.alphas, self.init_std = int(n_layers), alphas, float(init_std)
         self._init_text(text_model, text_template, on_empty, text_batch_size)
-        self._proj_weight: torch.Tensor | None = None
-        self._counts: torch.Tensor | None = None
+        self.parts: HybridParts | None = None
+        self.chosen: Blend | None = None
+        self.selection: list[dict] = []
 
     def settings(self):
-        return {**super().settings(), **self._text_settings(), "backbone": self.backbone,
-                "threshold": "inf" if math.isinf(self.threshold) else self.threshold,
+        def show(v):
+            return "inf" if isinstance(v, float) and math.isinf(v) else v
+        return {**super().settings(), **self._text_settings(), "threshold": show(self.threshold),
+                "graph_weight": self.graph_weight, "projection_weight": self.projection_weight,
+                "calibrate": self.calibrate, "calibration_users": self.calibration_users,
                 "n_layers": self.n_layers, "alphas": self.alphas, "init_std": self.init_std, "init": self.init}
 
+    # -- fitting -----------------------------------------------------------------------
     def fit(self, train: Interactions, valid: Interactions | None = None, *, item_embeddings=None,
-            encoder=None) -> "HybridRecommender":
-        """Embed the catalogue's text, then train on the items with interactions.
-
-        Validation (``valid``, for early stopping) is restricted to the same items.
+            encoder=None, graph=None) -> "HybridRecommender":
+        """Embed the catalogue's text, train the graph part exactly as
+        :class:`~hybridrec.models.lightgcn.LightGCN` would be (early stopping on ``valid``),
+        fit the projection on the items with interactions and choose the blend on validation.
 
         Args:
             item_embeddings: precomputed content embeddings ``[n_items, d]`` (skips encoding).
             encoder: encoder object for the item strings; default :meth:`text_encoder`.
+            graph: a :class:`~hybridrec.models.lightgcn.LightGCN` already fitted on ``train``
+                with this model's settings (:meth:`can_reuse`), used as the graph part
+                instead of training the same model again.
         """
+        if graph is not None and not self.can_reuse(graph, train):
+            raise ValueError("graph: the LightGCN given was not fitted on this training data with this model's "
+                             "settings (dim, n_layers, alphas, init_std, seed, train); fit without graph=")
         self._remember(train)
+        self._seen = _count_csr(train)  # with multiplicity: text profiles count repeats, as the content model does
         self._content = self._content_for(train, item_embeddings, encoder).to(self.device)
-        self._counts = torch.as_tensor(train.item_counts())
-        warm = train.item_counts() > 0
-        sub_train = warm_part(train, warm)
-        sub_valid = warm_part(valid, warm, sub_train.item_vocab)
+        counts = train.item_counts()
+        warm = counts > 0
+        if not warm.any():
+            raise ValueError(f"{train.name!r} has no training interactions: the hybrid needs some to train its graph part")
         self._warm = torch.as_tensor(np.flatnonzero(warm), device=self.device)
-        torch.manual_seed(self.seed)
-        self.module = self.build_module(sub_train).to(self.device)
-        self.history = train_bpr(self.module, sub_train, sub_valid, self.train_config, seed=self.seed,
-                                 device=self.device, eval_batch_size=self.eval_batch_size)
+        if graph is not None:
+            log.info("hybrid: the graph part is the LightGCN given (fitted with the same settings)")
+            self.module, self.history = graph.module, graph.history
+        else:
+            torch.manual_seed(self.seed)
+            self.module = self.build_module(train).to(self.device)
+            self.history = train_bpr(self.module, train, valid, self.train_config, seed=self.seed,
+                                     device=self.device, eval_batch_size=self.eval_batch_size)
+        self.module.eval()
+        with torch.no_grad():
+            users, items = self.module()
+            layer0_u, layer0_i = self.module.user.weight.detach(), self.module.item.weight.detach()
+        warm_t = self._warm
+        users, items, layer0_i = users.detach(), items.detach()[warm_t], layer0_i[warm_t]
+        self._graph_fit = (users, items, layer0_u, layer0_i)
+        self.chosen = self._choose(train, valid)
+        self.parts = self._make_parts(self._seen, torch.as_tensor(counts), self.chosen.ridge_l2)
         self._cache_embeddings()
+        del self._graph_fit
         return self
 
-    def build_module(self, train: Interactions) -> nn.Module:
-        """The module for ``train``, whose items are the catalogue's items with interactions."""
-        if self.backbone == "lightgcn":
-            graph = BipartiteGraph(train.to_csr(), device=self.device)
-            backbone = LightGCNModule(graph, self.dim, self.n_layers, self.alphas, self.init_std)
-        else:
-            backbone = MFModule(train.n_users, train.n_items, self.dim, self.init_std)
-        content = self._content[self._warm]
-        alpha = blend_weights(self._counts[self._warm.cpu()].numpy(), self.threshold)
-        return HybridModule(backbone, content, alpha.to(self.device), self.init, self.init_std)
+    def can_reuse(self, graph, train: Interactions) -> bool:
+        """Whether ``graph`` (a fitted model) is the LightGCN this model would train on ``train``."""
+        if getattr(graph, "name", None) != "lightgcn" or graph.module is None or self.init != "normal":
+            return False
+        mine, theirs = self.settings(), graph.settings()
+        same = all(mine[k] == theirs[k] for k in ("dim", "seed", "train", "n_layers", "alphas", "init_std"))
+        return (same and graph.user_vocab == train.user_vocab and graph.item_vocab == train.item_vocab
+                and graph._seen is not None and graph._seen.nnz == train.to_csr().nnz
+                and torch.device(graph.device) == self.device)
 
+    def build_module(self, train: Interactions) -> nn.Module:
+        """LightGCN on ``train``; with ``init`` "svd"/"random" its item embeddings start at
+        their projected text."""
+        graph = BipartiteGraph(train.to_csr(), device=self.device)
+        module = LightGCNModule(graph, self.dim, self.n_layers, self.alphas, self.init_std)
+        if self.init != "normal":
+            content = self._content.float().cpu()
+            with torch.no_grad():
+                w = _initial_projection(content, self.dim, self.init, self.init_std)
+                module.item.weight.copy_((content @ w.T).to(module.item.weight.device))
+        return module
+
+    def _make_parts(self, seen: sp.csr_matrix, counts: torch.Tensor, ridge_l2: float) -> HybridParts:
+        """The parts from the trained graph (on the warm items) and the text."""
+        users, warm_items, layer0_u, layer0_i = self._graph_fit
+        text = F.normalize(self._content.float(), dim=1)
+        warm = self._warm
+        w = ridge_projection(text[warm], warm_items, ridge_l2)
+        w0 = ridge_projection(text[warm], layer0_i, ridge_l2)
+        n = text.shape[0]
+        item_graph = torch.zeros(n, warm_items.shape[1], device=self.device)
+        item_graph[warm] = warm_items
+        item_layer0 = text @ w0.T
+        item_layer0[warm] = layer0_i
+        self._proj_weight, self._proj0_weight = w, w0
+        return HybridParts(users, item_graph, layer0_u, item_layer0, text_profiles(seen, text), text,
+                           text @ w.T, counts.float())
+
+    # -- choosing the blend on validation ------------------------------------------------
+    def _fixed(self) -> dict:
+        out = {}
+        for name in ("threshold", "graph_weight", "projection_weight"):
+            v = getattr(self, name)
+            if v != "auto":
+                out[name] = float(v)
+        return out
+
+    def _choose(self, train: Interactions, valid: Interactions | None) -> Blend:
+        """The blend: fixed settings as given, the rest chosen on validation (see the module
+        docstring); :data:`DEFAULT_BLEND` values where validation cannot decide."""
+        fixed = self._fixed()
+        blend = Blend(**{**asdict(DEFAULT_BLEND), "threshold": 0.0, **fixed})
+        self.selection = []
+        if valid is None or len(valid) == 0:
+            if len(fixed) < 3 or self.calibrate:
+                log.warning("hybrid: no validation data; blend settings not chosen are the textbook ones %s",
+                            DEFAULT_BLEND.to_dict())
+            return Blend(**{**asdict(DEFAULT_BLEND), **fixed})
+        counts = train.item_counts()
+        cold = torch.as_tensor(counts == 0)
+        v_users, pos, seen = self._validation_block(train, valid)
+        has_cold = bool((pos & cold).any())
+        if not has_cold and (self.projection_weight == "auto" or self.calibrate or self.threshold == "auto"):
+            log.warning("hybrid: the validation data has no interactions of items without training interactions, "
+                        "so the text part's calibration cannot be chosen (use a cold_item split with "
+                        "valid_cold_fraction > 0); using the defaults for it")
+        _, k = parse_metric(self.train_config.valid_metric)
+        k = max(1, k)
+        all_cols = torch.ones_like(cold)
+        lam_cache: dict[float, torch.Tensor] = {}
+
+        def lam(tau):
+            if tau not in lam_cache:
+                lam_cache[tau] = blend_weights(counts, tau)
+            return lam_cache[tau]
+
+        def features(l2):
+            self._graph_fit_parts = self._make_parts(self._seen, torch.as_tensor(counts), l2)
+            return self._graph_fit_parts.features(v_users)
+
+        g, t, p = features(blend.ridge_l2)
+        pick = self._picker()
+        # 1. the text form, on cold items ranked among themselves (w = 0: the content model)
+        if has_cold and self.projection_weight == "auto" and int(cold.sum()) >= k:
+            cands = []
+            for l2 in RIDGE_L2:
+                if l2 != blend.ridge_l2:
+                    g, t, p = features(l2)
+                cands += [({"ridge_l2": l2, "projection_weight": w}, _recall((1 - w) * t + w * p, pos, seen, cold, k))
+                          for w in PROJECTION_WEIGHTS if w > 0 or l2 == RIDGE_L2[0]]
+            chosen = pick("text", cands)
+            blend.ridge_l2, blend.projection_weight = chosen["ridge_l2"], chosen["projection_weight"]
+            g, t, p = features(blend.ridge_l2)
+        f = (1 - blend.projection_weight) * t + blend.projection_weight * p
+        # 2. graph against text on warm items ranked among themselves (a = 1: LightGCN)
+        warm_cols = ~cold
+        if self.graph_weight == "auto":
+            cands = [({"graph_weight": a}, _recall(a * g + (1 - a) * f, pos, seen, warm_cols, k)) for a in GRAPH_WEIGHTS]
+            blend.graph_weight = pick("graph_weight", cands)["graph_weight"]
+        a = blend.graph_weight
+        warm_score = a * g + (1 - a) * f
+        # 3. the text part's scale and offset, over the whole catalogue (first: cold items after
+        #    warm ones, as a graph model ranks them). With tau = 0 each group keeps its own
+        #    order, so merging each user's top-k of both groups suffices.
+        if has_cold and self.calibrate:
+            merge = _TopMerge(warm_score, f, pos, seen, cold, k)
+            grid = [(1.0, COLD_LAST)] + [(gamma, b) for gamma in SCALES for b in OFFSETS]
+            chosen = pick("calibration", [({"scale": gm, "offset": b}, merge.recall(gm, b)) for gm, b in grid])
+            blend.scale, blend.offset = chosen["scale"], chosen["offset"]
+        # 4. the threshold, over the whole catalogue, not at the expense of warm items
+        if self.threshold == "auto":
+            base_warm = float(_recall(_blended(warm_score, f, lam(0.0), blend.scale, blend.offset),
+                                      pos, seen, warm_cols, k).mean())
+            cands = []
+            for tau in THRESHOLDS:
+                s = _blended(warm_score, f, lam(tau), blend.scale, blend.offset)
+                rw = float(_recall(s, pos, seen, warm_cols, k).mean())
+                if not rw >= base_warm * 0.995 and not math.isnan(rw):  # nan: no warm positives
+                    self.selection.append({"stage": "threshold", "threshold": tau, "warm_recall": rw,
+                                           "kept_warm": False})
+                else:
+                    cands.append(({"threshold": tau, "warm_recall": rw}, _recall(s, pos, seen, all_cols, k)))
+            blend.threshold = pick("threshold", cands)["threshold"]
+        del self._graph_fit_parts
+        log.info("hybrid: blend chosen on validation (%d users): %s", len(v_users), blend.to_dict())
+        return blend
+
+    def _picker(self):
+        """``pick(stage, candidates)``: the one-standard-error rule. Candidates are
+        ``(settings, per-user recall)``, the setting to prefer first; the first one whose mean
+        is within one standard error (of its paired difference with the best) of the best
+        is chosen, so that validation noise does not move the blend off a part."""
+        def pick(stage: str, cands: list[tuple[dict, torch.Tensor]]) -> dict:
+            means = [float(r.mean()) if r.numel() else 0.0 for _, r in cands]
+            ib = int(np.argmax(means))
+            chosen = None
+            for i, (settings, r) in enumerate(cands):
+                d = (cands[ib][1] - r).double()
+                se = float(d.std() / math.sqrt(d.numel())) if d.numel() > 1 else 0.0
+                within = means[ib] - means[i] <= se
+                if within and chosen is None:
+                    chosen = settings
+                self.selection.append({"stage": stage, **settings, "recall": means[i], "se_to_best": se,
+                                       "best": i == ib, "chosen": settings is chosen})
+            return chosen
+        return pick
+
+    def _validation_block(self, train: Interactions, valid: Interactions):
+        """A seeded sample of validation users: their indices, validation positives and
+        training items as ``bool [n_users', n_items]`` masks."""
+        users = np.unique(valid.users)
+        n_items = train.n_items
+        cap = max(100, min(self.calibration_users, CALIBRATION_CELLS // max(n_items, 1)))
+        if len(users) > cap:
+            users = np.sort(np.random.default_rng(self.seed).choice(users, size=cap, replace=False))
+        row = np.full(train.n_users, -1, dtype=np.int64)
+        row[users] = np.arange(len(users))
+
+        def mask(data):
+            keep = row[data.users] >= 0
+            m = torch.zeros(len(users), n_items, dtype=torch.bool)
+            m[torch.as_tensor(row[data.users[keep]]), torch.as_tensor(data.items[keep])] = True
+            return m
+
+        return torch.as_tensor(users, device=self.device), mask(valid).to(self.device), mask(train).to(self.device)
+
+    # -- scoring ---------------------------------------------------------------------------
     @torch.no_grad()
     def _cache_embeddings(self) -> None:
-        self.module.eval()
-        users, warm_items = self.module()
-        self._proj_weight = self.module.proj.weight.detach().clone()
-        items = self._item_vectors(self._content)  # a_i = 0 for items without interactions
-        items[self._warm] = warm_items
-        self._user_emb, self._item_emb = users.detach(), items
+        self._user_emb, self._item_emb = combined_embeddings(self.parts, self.chosen)
 
-    # -- content-aware scoring ---------------------------------------------------------
     def _item_vectors(self, content: torch.Tensor) -> torch.Tensor:
-        return content.to(self._proj_weight.device) @ self._proj_weight.T
+        text = F.normalize(content.float().to(self.device), dim=1)
+        proj = text @ self._proj_weight.T
+        lam = torch.zeros(text.shape[0], device=self.device)
+        graph = torch.zeros(text.shape[0], self.parts.item_graph.shape[1], device=self.device)
+        return _item_side(graph, text, proj, lam, self.chosen)
 
     def _user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         return self._user_emb[users.to(self._user_emb.device)]
 
     @property
     def blend(self) -> torch.Tensor:
-        """Blend weights :math:`a_i` of every catalogue item, ``[n_items]``."""
+        r"""Graph-side weights :math:`\lambda_i` of every catalogue item, ``[n_items]``."""
         self._check_fitted()
-        return blend_weights(self._counts.numpy(), self.threshold)
+        return blend_weights(self.parts.counts.cpu().numpy(), self.chosen.threshold)
 
+    # -- folding in new interactions ---------------------------------------------------------
+    @torch.no_grad()
+    def update(self, interactions, items=None, *, encoder=None, user_col: str = "user_id",
+               item_col: str = "item_id") -> dict:
+        r"""Fold new interactions in without retraining.
+
+        New users and new items (with their text in ``items``) join the vocabularies. The
+        item counts, and with them :math:`\lambda_i`, grow; users' text profiles are
+        recomputed; LightGCN propagates over the grown graph from the trained layer-0
+        embeddings (new items start from their projected text, new users from the mean of
+        their items), so an item's graph embedding comes from its neighbours as it gains
+        them. The chosen blend stays as it is.
+
+        Args:
+            interactions: DataFrame (or list of dicts) with ``user_col`` and ``item_col``.
+            items: new items with their text (``item_id`` and text fields), for item ids the
+                model does not know.
+            encoder: the encoder the catalogue was encoded with; default :meth:`text_encoder`.
+
+        Returns:
+            ``{"interactions", "new_users", "new_items", "items_touched"}`` counts.
+
+        Raises:
+            DataError: a row names an unknown item with no text in ``items``, or an id is empty.
+        """
+        self._check_fitted()
+        frame = interactions if isinstance(interactions, pd.DataFrame) else pd.DataFrame(list(interactions))
+        for col in (user_col, item_col):
+            if col not in frame.columns:
+                raise DataError(f"new interactions need a {col!r} column; got columns {list(frame.columns)}")
+        u_ids = frame[user_col].astype(str).str.strip().to_numpy(dtype=object)
+        i_ids = frame[item_col].astype(str).str.strip().to_numpy(dtype=object)
+        for ids, col in ((u_ids, user_col), (i_ids, item_col)):
+            empty = np.flatnonzero((ids == "") | (ids == "nan"))
+            if len(empty):
+                raise DataError(f"new interactions row {int(empty[0])}: empty {col!r}")
+        new_item_count = 0
+        if items is not None:
+            new = self.new_items(items, encoder, where="update items")
+            new_item_count = len(new)
+            self.item_vocab = Vocabulary(np.concatenate([self.item_vocab.ids, np.asarray(new.ids, dtype=object)]),
+                                         kind="item")
+            self._content = torch.cat([self._content, new.content.to(self.device)])
+        known_items = self.item_vocab.index(list(i_ids), missing="neg")
+        if (known_items < 0).any():
+            bad = list(dict.fromkeys(i_ids[known_items < 0]))
+            raise DataError(f"new interactions name {len(bad)} unknown item(s) with no text, e.g. {bad[:5]}; "
+                            "pass their text in items=... (item_id plus text fields; --new-items on the command line)")
+        known_users = self.user_vocab.index(list(u_ids), missing="neg")
+        fresh = list(dict.fromkeys(u_ids[known_users < 0]))
+        if fresh:
+            self.user_vocab = Vocabulary(np.concatenate([self.user_vocab.ids, np.asarray(fresh, dtype=object)]),
+                                         kind="user")
+        users = np.asarray(self.user_vocab.index(list(u_ids)), dtype=np.int64)
+        items_idx = np.asarray(known_items, dtype=np.int64)
+        n_users, n_items = len(self.user_vocab), len(self.item_vocab)
+        old = self._seen.tocoo()
+        seen = sp.csr_matrix((np.concatenate([old.data, np.ones(len(users))]),
+                              (np.concatenate([old.row, users]), np.concatenate([old.col, items_idx]))),
+                             shape=(n_users, n_items))
+        seen.sum_duplicates()
+        self._seen = seen
+        counts = torch.as_tensor(np.asarray(seen.sum(axis=0)).ravel().astype(np.int64))
+        self._refold(seen, counts, n_users)
+        self._cache_embeddings()
+        return {"interactions": len(users), "new_users": len(fresh), "new_items": new_item_count,
+                "items_touched": int(len(np.unique(items_idx)))}
+
+    def _refold(self, seen: sp.csr_matrix, counts: torch.Tensor, n_users: int) -> None:
+        """Parts for the grown graph: LightGCN's propagation from the layer-0 embeddings."""
+        p = self.parts
+        text = F.normalize(self._content.float(), dim=1)
+        n_old_items, n_old_users = p.item_layer0.shape[0], p.user_layer0.shape[0]
+        item0 = torch.cat([p.item_layer0, text[n_old_items:] @ self._proj0_weight.T])
+        binary = seen.copy()
+        binary.data[:] = 1.0
+        if n_users > n_old_users:  # new users start at the mean layer-0 embedding of their items
+            rows = binary[n_old_users:]
+            deg = np.maximum(np.asarray(rows.sum(axis=1)).ravel(), 1.0)
+            mean = sp.diags(1.0 / deg) @ rows
+            new_u = torch.as_tensor(np.asarray(mean.astype(np.float32) @ item0.cpu().numpy()), device=self.device)
+            user0 = torch.cat([p.user_layer0, new_u])
+        else:
+            user0 = p.user_layer0
+        graph = BipartiteGraph(binary.tocsr(), device=self.device)
+        module = LightGCNModule(graph, user0.shape[1], self.n_layers, self.alphas, self.init_std).to(self.device)
+        module.user.weight.data.copy_(user0)
+        module.item.weight.data.copy_(item0)
+        module.eval()
+        users, items = module()
+        warm = (counts > 0).to(self.device)
+        item_graph = torch.where(warm[:, None], items, torch.zeros_like(items))
+        self.parts = HybridParts(users, item_graph, user0, item0, text_profiles(seen, text), text,
+                                 text @ self._proj_weight.T, counts.float())
+
+    # -- devices and persistence -------------------------------------------------------------
     def to(self, device) -> "HybridRecommender":
         super().to(device)
         if self._content is not None:
-            self._content, self._proj_weight = self._content.to(self.device), self._proj_weight.to(self.device)
+            self._content = self._content.to(self.device)
+        if self.parts is not None:
+            self.parts = self.parts.to(self.device)
+            self._proj_weight, self._proj0_weight = self._proj_weight.to(self.device), self._proj0_weight.to(self.device)
         return self
 
     def _state(self):
         settings, tensors = super()._state()
-        return settings, {**tensors, "item_content": self._content, "proj_weight": self._proj_weight,
-                          "item_counts": self._counts}
+        parts = {f"part_{f.name}": getattr(self.parts, f.name) for f in fields(HybridParts)}
+        return settings, {**tensors, **parts, "item_content": self._content, "proj_weight": self._proj_weight,
+                          "proj0_weight": self._proj0_weight, "blend": self.chosen.as_tensor(),
+                          "seen_counts": torch.as_tensor(self._seen.data, dtype=torch.float32)}
 
     def _restore(self, settings, tensors):
         super()._restore(settings, tensors)
         self._content = tensors["item_content"].to(self.device)
         self._proj_weight = tensors["proj_weight"].to(self.device)
-        self._counts = tensors["item_counts"]
+        self._proj0_weight = tensors["proj0_weight"].to(self.device)
+        self.parts = HybridParts(*[tensors[f"part_{f.name}"].to(self.device) for f in fields(HybridParts)])
+        self.chosen = Blend.from_tensor(tensors["blend"])
+        if self._seen is not None and "seen_counts" in tensors:
+            self._seen.data = tensors["seen_counts"].numpy().astype(np.float32)
+
+
+def _blended(warm_score, f, lam, gamma, b):
+    lam = lam.to(warm_score.device)
+    return lam * warm_score + (1 - lam) * (gamma * f + b)
+
+
+class _TopMerge:
+    """Recall@k over the whole catalogue of ``warm`` scores on warm items and
+    ``gamma * cold + b`` on cold ones, for many ``(gamma, b)``, from each user's top-k of
+    each group (for ``gamma > 0`` the overall top-k is the top-k of their union)."""
+
+    def __init__(self, warm, cold_score, pos, seen, cold, k):
+        cold = cold.to(warm.device)
+        self.relevant = pos.sum(1)
+        self.ok = self.relevant > 0
+        parts = []
+        for s, mask in ((warm, cold), (cold_score, ~cold)):
+            masked = s[self.ok].masked_fill(seen[self.ok] | mask, -torch.inf)
+            v, i = torch.topk(masked, min(k, masked.shape[1]), dim=1)
+            parts.append((v, pos[self.ok].gather(1, i) & torch.isfinite(v)))
+        (self.wv, self.wh), (self.cv, self.ch) = parts
+        self.hits = torch.cat([self.wh, self.ch], dim=1)
+        self.k = k
+
+    def recall(self, gamma: float, b: float) -> torch.Tensor:
+        """Per-user Recall@k (users with a positive), ``float64``."""
+        vals = torch.cat([self.wv, gamma * self.cv + b], dim=1)
+        top = torch.topk(vals, min(self.k, vals.shape[1]), dim=1).indices
+        hits = self.hits.gather(1, top).sum(1)
+        return hits.double() / self.relevant[self.ok].double()
+
+
+def _recall(scores: torch.Tensor, pos: torch.Tensor, seen: torch.Tensor, cols: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-user Recall@k (``float64``) of the users with a positive among ``cols``, ranking
+    only ``cols`` (training items masked)."""
+    cols = cols.to(scores.device)
+    relevant = (pos & cols).sum(1)
+    ok = relevant > 0
+    s = scores[ok].masked_fill(seen[ok] | ~cols, -torch.inf)
+    top = torch.topk(s, min(k, s.shape[1]), dim=1).indices
+    hits = pos[ok].gather(1, top).sum(1)
+    return hits.double() / relevant[ok].double()
+
