@@ -28,8 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--mode", choices=list(MODES), help="what to run (default: from config, 'collab')")
     p.add_argument("--model", help="collab: model name(s), comma-separated (e.g. popularity,mf); "
-                   "hybrid: the graph backbone (lightgcn or mf), or pinsage (content and graph in one "
-                   "model); compare: the models compared (default: compare.models); llm: a causal LM "
+                   "hybrid: pinsage (content and graph in one model) instead of the hybrid and its parts; "
+                   "compare: the models compared (default: compare.models); llm: a causal LM "
                    "folder or hub name (default: the offline SmolLM2-135M-Instruct)")
     p.add_argument("--dataset", help="data set name (synthetic, ml-100k, ml-1m, ml-latest-small, gowalla, ...)")
     p.add_argument("--data-path", help="local folder or file of the data set")
@@ -42,6 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--new-items", metavar="FILE",
                    help="cold/hybrid: CSV/TSV/Parquet of new items (item_id + text columns) to score "
                         "after training; writes new_items_top_users.csv to the run folder")
+    p.add_argument("--load", metavar="DIR", help="update: a saved hybrid model folder (runs/<run>/models/hybrid)")
+    p.add_argument("--interactions", metavar="FILE",
+                   help="update: CSV/TSV/Parquet of new interactions (user_id, item_id) to fold into --load; "
+                        "unknown items need their text in --new-items")
     p.add_argument("--top-k", type=int, default=20, help="users listed per new item (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args(argv)
@@ -51,7 +55,8 @@ def build_config(args: argparse.Namespace) -> Config:
     """Config files, then --set overrides, then the dedicated flags (which win).
 
     The mode picks the model family: ``cold`` trains ``content``, ``hybrid`` trains
-    ``hybrid`` (``--model`` then names its graph backbone), ``collab`` the named models.
+    ``content``, ``lightgcn`` and ``hybrid`` (the hybrid next to its parts; ``--model pinsage``
+    trains PinSage instead), ``collab`` the named models.
     """
     overrides = list(args.overrides)
     flags = {
@@ -62,9 +67,10 @@ def build_config(args: argparse.Namespace) -> Config:
     mode = args.mode or load_config(args.config, overrides).run.mode
     if mode not in MODES:
         raise ConfigError(f"run.mode {mode!r} is not a mode; modes: {', '.join(MODES)}")
-    if args.model and mode == "hybrid" and args.model != "pinsage":
-        overrides.append(f"model.params.backbone={args.model}")
-    elif args.model and mode not in ("compare", "llm"):
+    if args.model and mode == "hybrid" and args.model not in ("pinsage", "hybrid"):
+        raise ConfigError(f"--mode hybrid trains the hybrid next to its parts, or PinSage with --model pinsage; "
+                          f"got --model {args.model!r} (use --mode collab --model {args.model} for other models)")
+    elif args.model and mode not in ("compare", "llm", "hybrid"):
         overrides.append(f"model.name={args.model}")
     if args.quiet:
         overrides.append("train.progress=false")
@@ -73,15 +79,19 @@ def build_config(args: argparse.Namespace) -> Config:
     if mode == "cold":
         cfg.model.name = "content"
     elif mode == "hybrid":  # PinSage blends content and graph itself: it is its own hybrid
-        cfg.model.name = "pinsage" if args.model == "pinsage" else "hybrid"
+        cfg.model.name = "pinsage" if args.model == "pinsage" else "content,lightgcn,hybrid"
     if mode == "llm":
         cfg.model.name = "llm"
         if args.model:
             cfg.model.params["model"] = args.model
     if mode == "compare" and args.model:
         cfg.compare.models = [m.strip() for m in args.model.split(",") if m.strip()]
-    if args.new_items and mode not in ("cold", "hybrid"):
+    if args.new_items and mode not in ("cold", "hybrid", "update"):
         raise ConfigError("--new-items needs a content-aware model: use --mode hybrid or --mode cold")
+    if mode == "update" and not (args.load and args.interactions):
+        raise ConfigError("--mode update needs --load <saved model folder> and --interactions <file>")
+    if mode != "update" and (args.load or args.interactions):
+        raise ConfigError("--load and --interactions belong to --mode update")
     return cfg
 
 
@@ -97,7 +107,8 @@ def resolve_device(name: str) -> str:
 
 def make_run_dir(cfg: Config) -> Path:
     what = cfg.run.mode if cfg.run.mode in ("compare", "llm") else cfg.model.name.replace(",", "+")
-    name = cfg.run.name or f"{cfg.data.dataset}-{what}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = cfg.run.name or (f"update-{stamp}" if cfg.run.mode == "update" else f"{cfg.data.dataset}-{what}-{stamp}")
     run_dir = Path(cfg.run.out_dir) / name
     n = 1
     while run_dir.exists():
@@ -158,7 +169,8 @@ def _run(cfg: Config, args: argparse.Namespace, dist) -> int:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     log.info("run folder %s; config %s", run_dir, json.dumps(cfg.to_dict()))
     try:
-        report = MODES[cfg.run.mode].run(cfg, run_dir, new_items=args.new_items, top_k=args.top_k)
+        report = MODES[cfg.run.mode].run(cfg, run_dir, new_items=args.new_items, top_k=args.top_k,
+                                         load=args.load, interactions=args.interactions)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:  # data, settings, models
         log.debug("run failed", exc_info=True)  # the traceback goes to run.log only
         print(f"error: {e}", file=sys.stderr)

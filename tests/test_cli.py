@@ -47,18 +47,46 @@ def test_bad_settings_are_clear_errors(tmp_path, capsys, args, message):
 
 @pytest.mark.slow
 def test_hybrid_mode_scores_new_items(tmp_path, capsys):
-    """The default job's mode on a small catalogue, with the offline text model."""
+    """The default job's mode on a small catalogue, with the offline text model: the hybrid
+    next to its parts (its graph part is the LightGCN of the table), then ``--mode update``
+    folds new interactions, of a known and of a brand-new item, into the saved hybrid."""
     new = tmp_path / "new.csv"
     new.write_text("item_id,title,description\nbrand-new,Harbour Lights,A story of lighthouses and boats.\n")
     code = main(["--mode", "hybrid", *SMALL, "--out-dir", str(tmp_path / "runs"),
                  "--new-items", str(new), "--top-k", "4"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "hybrid" in out and "cold" in out and "warm" in out
+    assert all(m in out for m in ("content", "lightgcn", "hybrid")) and "cold" in out and "warm" in out
     (run_dir,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert list(metrics) == ["content", "lightgcn", "hybrid"]
+    assert metrics["hybrid"]["graph_part"] == "lightgcn (reused)"
+    warm = {m: metrics[m]["metrics"]["warm"]["recall@20"] for m in metrics}
+    assert warm["hybrid"] >= 0.9 * warm["lightgcn"]
     ranked = (run_dir / "new_items_top_users.csv").read_text().splitlines()
     assert ranked[0] == "model,item_id,rank,user_id,score"
-    assert len(ranked) == 1 + 4 and all(",brand-new," in line for line in ranked[1:])
+    assert len(ranked) == 1 + 2 * 4 and all(",brand-new," in line for line in ranked[1:])
+    assert {line.split(",")[0] for line in ranked[1:]} == {"content", "hybrid"}
+
+    saved = run_dir / "models" / "hybrid"
+    config = json.loads((saved / "config.json").read_text())
+    user, item = config["user_ids"][0], config["item_ids"][0]
+    inter = tmp_path / "inter.csv"
+    inter.write_text(f"user_id,item_id\n{user},brand-new\nsomeone-new,brand-new\n{user},{item}\n")
+    assert main(["--mode", "update", "--load", str(saved), "--interactions", str(inter), "--quiet",
+                 "--out-dir", str(tmp_path / "up")]) == 1  # brand-new needs its text
+    assert "--new-items on the command line" in capsys.readouterr().err
+    assert main(["--mode", "update", "--load", str(saved), "--interactions", str(inter), "--new-items", str(new),
+                 "--quiet", "--out-dir", str(tmp_path / "up2")]) == 0
+    assert "1 new users, 1 new items, 2 items touched" in capsys.readouterr().out
+    (up,) = (tmp_path / "up2").iterdir()
+    rows = (up / "items_updated.csv").read_text().splitlines()
+    assert rows[0] == "item_id,interactions_before,interactions_after,blend_before,blend_after"
+    assert rows[1].startswith("brand-new,0,2,")
+    from hybridrec.models import load_model
+
+    updated = load_model(up / "models" / "hybrid")
+    assert "someone-new" in updated.user_vocab and "brand-new" in updated.item_vocab
 
 
 def test_hybrid_mode_with_pinsage_trains_pinsage_on_the_cold_item_split(tmp_path, capsys):
@@ -72,6 +100,16 @@ def test_hybrid_mode_with_pinsage_trains_pinsage_on_the_cold_item_split(tmp_path
     assert list(metrics) == ["pinsage"] and metrics["pinsage"]["metrics"]["cold"]["recall@20"] > 0
     assert json.loads((run_dir / "split.json").read_text())["kind"] == "cold_item"
     assert len((run_dir / "new_items_top_users.csv").read_text().splitlines()) == 1 + 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mode", "update"], "needs --load"),
+    (["--mode", "collab", "--load", "x"], "belong to --mode update"),
+    (["--mode", "hybrid", "--model", "mf"], "--mode collab --model mf"),
+])
+def test_update_and_hybrid_flags_are_checked(tmp_path, capsys, args, message):
+    assert main([*args, "--out-dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_new_items_need_a_content_model(tmp_path, capsys):

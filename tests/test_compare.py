@@ -96,10 +96,6 @@ def test_compare_mode_cli_with_text_models_and_sweep(tmp_path, capsys):
     # items never trained on: content-based scoring beats random ranking among them
     assert rows[("content", "cold")]["recall@20_mean"] > 1.2 * rows[("random", "cold")]["recall@20_mean"]
     assert rows[("hybrid", "cold")]["recall@20_mean"] > 1.2 * rows[("random", "cold")]["recall@20_mean"]
-    # the sweep's tau = 100 is the main hybrid run itself
+    # over the whole catalogue the calibrated hybrid is above both of its parts
     main_all = rows[("hybrid", "all")]["recall@20_mean"]
-    tau100 = [float(r["recall@20"]) for r in sweep if r["threshold"] == "100" and r["group"] == "all"]
-    assert tau100 == [pytest.approx(float([r for r in csv.DictReader((run_dir / "per_seed.csv").open())
-                                            if r["model"] == "hybrid" and r["group"] == "all"
-                                            and r["seed"] == "0"][0]["recall@20"]))]
-    assert main_all > 0
+    assert main_all > max(rows[("content", "all")]["recall@20_mean"], rows[("lightgcn", "all")]["recall@20_mean"])

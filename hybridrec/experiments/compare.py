@@ -175,11 +175,11 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
                 metrics = main_hybrid[1]  # the main hybrid run already is this threshold
                 fit_s = eval_s = 0.0
             else:
-                metrics, fit_s, eval_s, model = _fit_eval(name, params, split, seed, cfg, groups, encoders)
+                metrics, fit_s, eval_s, model = _fit_eval(name, params, split, seed, cfg, groups, encoders, fitted)
                 if not label.startswith("hybrid@"):
                     fitted[label] = (model, fit_s)
                 if label == "hybrid":
-                    main_hybrid = (model.threshold, metrics)
+                    main_hybrid = (model.chosen.threshold, metrics)
             if label.startswith("hybrid@"):
                 t = params["threshold"]
                 result.sweep += [{"threshold": t, "seed": seed, "group": g, **m}
@@ -223,7 +223,7 @@ def _same_threshold(a: float, b: float) -> bool:
     return a == b or (math.isinf(a) and math.isinf(b))
 
 
-def _fit_eval(name, params, split, seed, cfg, groups, encoders):
+def _fit_eval(name, params, split, seed, cfg, groups, encoders, fitted):
     seed_everything(seed)
     train = dataclasses.replace(cfg.train, progress=False)  # one bar for the whole comparison
     model = build_model(name, params, device=cfg.run.device, seed=seed, train=train,
@@ -233,7 +233,11 @@ def _fit_eval(name, params, split, seed, cfg, groups, encoders):
         key = (model.text_model, model.on_empty)
         if key not in encoders:
             encoders[key] = model.text_encoder(progress=False)
-        model.fit(split.train, split.valid, encoder=encoders[key])
+        extra = {}
+        graph = fitted.get("lightgcn", (None,))[0]
+        if hasattr(model, "can_reuse") and graph is not None and model.can_reuse(graph, split.train):
+            extra["graph"] = graph  # the hybrid's graph part is this seed's LightGCN, not trained twice
+        model.fit(split.train, split.valid, encoder=encoders[key], **extra)
     else:
         model.fit(split.train, split.valid)
     fit_s = time.perf_counter() - t

@@ -9,7 +9,9 @@ from typing import Callable
 
 from ..config import Config
 
-_COLD = {"data": {"split": "cold_item", "split_options": {}}}
+#: The content-aware modes hold items out for test and, the same way, for validation, so
+#: that early stopping sees warm items and the hybrid's calibration sees cold ones.
+_COLD = {"data": {"split": "cold_item", "split_options": {"valid_fraction": 0.1, "valid_cold_fraction": 0.1}}}
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def _check_llm(cfg: Config) -> None:
     check_distributed(["llm"])
 
 
-def _run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: int = 20) -> str:
+def _run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: int = 20, **_) -> str:
     from .single import run_models
 
     return run_models(cfg, run_dir, new_items=new_items, top_k=top_k)
@@ -68,14 +70,28 @@ def _run_llm(cfg: Config, run_dir: Path, **_) -> str:
     return run_llm(cfg, run_dir)
 
 
+def _check_update(cfg: Config) -> None:
+    from ..train.distributed import check_distributed
+
+    check_distributed(["update"])
+
+
+def _run_update(cfg: Config, run_dir: Path, **options) -> str:
+    from .update import run_update
+
+    return run_update(cfg, run_dir, **options)
+
+
 #: mode -> what it checks, runs and starts from. The content-aware modes hold cold items
-#: out; compare trains many models on several seeds, so it trains each for fewer epochs at
+#: out; hybrid trains the content model and LightGCN next to the hybrid, to show it against
+#: its parts; compare trains many models on several seeds, so it trains each for fewer epochs at
 #: a higher learning rate and gives the LLM 50 users, to finish in minutes.
 MODES: dict[str, Mode] = {
     "collab": Mode({}, _check_models, _run_models),
     "cold": Mode(_COLD, _check_models, _run_models),
-    "hybrid": Mode(_COLD, _check_models, _run_models),
+    "hybrid": Mode({**_COLD, "train": {"epochs": 100, "lr": 0.01, "patience": 10}}, _check_models, _run_models),
     "llm": Mode({}, _check_llm, _run_llm),
     "compare": Mode({**_COLD, "train": {"epochs": 20, "lr": 0.005}, "candidates": {"n_users": 50}},
                     _check_compare, _run_compare),
+    "update": Mode({}, _check_update, _run_update),
 }

@@ -29,16 +29,20 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
 
     per_model = model_params(cfg.model.name, cfg.model.params)
     dist = distributed.context(cfg.run.device)
-    rows, all_results, histories, new_rows = [], {}, {}, []
+    rows, all_results, histories, new_rows, fitted = [], {}, {}, [], {}
     for name in per_model:
         seed_everything(cfg.run.seed)
         model = build_model(
             name, per_model[name], device=cfg.run.device, seed=cfg.run.seed,
             train=cfg.train, eval_batch_size=cfg.eval.batch_size,
         )
+        extra = {"dist": dist} if model.distributed else {}
+        if hasattr(model, "can_reuse") and "lightgcn" in fitted and model.can_reuse(fitted["lightgcn"], split.train):
+            extra["graph"] = fitted["lightgcn"]  # the hybrid's graph part is the LightGCN just trained
         t = time.perf_counter()
-        model.fit(split.train, split.valid, **({"dist": dist} if model.distributed else {}))
+        model.fit(split.train, split.valid, **extra)
         fit_s = time.perf_counter() - t
+        fitted[name] = model
         if dist is not None:
             _write_share(run_dir / "ddp", name, dist, model, fit_s)
             if not dist.is_main:  # the main process evaluates and writes the results
@@ -48,9 +52,10 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
         eval_s = time.perf_counter() - t
         log.info("%s: fit %.1fs, eval %.1fs, %s", name, fit_s, eval_s, res.metrics)
         model.save(run_dir / "models" / name)
-        if new_items is not None:
+        if new_items is not None and model.content_aware:
             new_rows += _rank_users_for_new_items(model, name, new_items, top_k)
-        all_results[name] = {**res.to_dict(), "fit_seconds": fit_s, "eval_seconds": eval_s}
+        all_results[name] = {**res.to_dict(), "fit_seconds": fit_s, "eval_seconds": eval_s,
+                             **({"graph_part": "lightgcn (reused)"} if "graph" in extra else {})}
         if getattr(model, "history", None) is not None:
             histories[name] = model.history.to_dict()
         for group, metrics in res.metrics.items():
