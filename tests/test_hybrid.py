@@ -12,18 +12,19 @@ from hybridrec.config import TrainConfig
 from hybridrec.data import DataError, Interactions, Split, generate_synthetic, make_split
 from hybridrec.eval import evaluate
 from hybridrec.models import HybridRecommender, build_model, load_model
-from hybridrec.models.hybrid import (COLD_LAST, GRAPH_WEIGHTS, OFFSETS, Blend, HybridParts, blend_weights,
+from hybridrec.models.hybrid import (COLD_LAST, GRAPH_WEIGHTS, OFFSETS, SE_RULE, Blend, HybridParts, blend_weights,
                                      combined_embeddings, user_stats)
 from text_fakes import FakeEncoder
 from toy import block_split
 
 FAST = TrainConfig(epochs=15, batch_size=64, lr=0.05, l2=1e-4, progress=False)
-SHORT_LISTS = TrainConfig(**{**FAST.__dict__, "valid_metric": "recall@2"})  # 24 items: top-20 would hold all
+SHORT_LISTS = TrainConfig(**{**FAST.__dict__, "valid_metric": "recall@3"})  # 24 items: top-20 would hold all
 TEXTBOOK = {"threshold": 4, "graph_weight": 1, "projection_weight": 0, "calibrate": False}
 
 
 def _with_text(s: Split) -> Split:
-    texts = [f"{'alpha' if i < s.n_items // 2 else 'beta'} story number {i}" for i in range(s.n_items)]
+    tag = ["".join(chr(97 + (5 * i + 3 * j) % 26) for j in range(4)) for i in range(s.n_items)]  # a word per item
+    texts = [f"{'alpha' if i < s.n_items // 2 else 'beta'} story {tag[i]}" for i in range(s.n_items)]
     s.train.item_table = pd.DataFrame({"title": texts, "genres": ["A"] * (s.n_items // 2) + ["B"] * (s.n_items // 2)})
     return s
 
@@ -77,14 +78,14 @@ def _parts(n_users=6, n_items=10, seed=0) -> HybridParts:
 
 
 def test_combined_embeddings_score_the_documented_blend():
-    """s = lam (a g + (1 - a) f) + (1 - lam) (gamma f + b), f = (1 - w) t + w p, all z-scored."""
+    """s = lam (a g + (1 - a) t) + (1 - lam) (gamma f + b), f = (1 - w) t + w p, all z-scored."""
     parts = _parts()
     blend = Blend(threshold=10.0, graph_weight=0.7, projection_weight=0.3, scale=1.5, offset=-0.5)
     users, items = combined_embeddings(parts, blend)
     g, t, p = parts.features(torch.arange(6))
     lam = blend_weights(parts.counts.numpy(), 10.0)
     f = 0.7 * t + 0.3 * p
-    want = lam * (0.7 * g + 0.3 * f) + (1 - lam) * (1.5 * f - 0.5)
+    want = lam * (0.7 * g + 0.3 * t) + (1 - lam) * (1.5 * f - 0.5)
     torch.testing.assert_close(users @ items.T, want, rtol=1e-4, atol=1e-4)
     # each feature is standardised over its items: mean 0, std 1 for every user
     warm = parts.counts > 0
@@ -148,7 +149,7 @@ def test_calibration_puts_cold_items_where_validation_finds_the_positives():
                               calibration_users=100).fit(s.train, s.valid, encoder=FakeEncoder())
         scores = m.score_users(torch.arange(s.n_users))
         scores[torch.as_tensor(s.train.users), torch.as_tensor(s.train.items)] = -torch.inf
-        top = torch.topk(scores, 2).indices
+        top = torch.topk(scores, 3).indices
         fitted[where] = (m, torch.as_tensor(s.train.item_counts() == 0)[top])
         calib = [r for r in m.selection if r["stage"] == "calibration"]
         assert len(calib) == 1 + len(OFFSETS) * 6 and calib[0]["offset"] == COLD_LAST
@@ -169,9 +170,13 @@ def test_automatic_choice_is_the_best_grid_point_and_starts_from_the_parts():
     assert [r["graph_weight"] for r in gw] == list(GRAPH_WEIGHTS)  # 1.0 (graph only) first, 0.0 (text only) last
     for stage, name in (("graph_weight", "graph_weight"), ("threshold", "threshold"), ("text", "projection_weight")):
         rows = [r for r in m.selection if r["stage"] == stage and r.get("kept_warm", True)]
+        assert rows[0]["both_halves"]  # the pure part always counts
         best = next(r for r in rows if r["best"])
-        # the one-standard-error rule: the first grid point within one standard error of the best
-        first = next(r for r in rows if best["recall"] - r["recall"] <= r["se_to_best"])
+        assert best["recall"] == max(r["recall"] for r in rows if r["both_halves"])
+        # the first grid point that wins on both halves of the items and is within SE_RULE
+        # standard errors of the best
+        first = next(r for r in rows
+                     if r["both_halves"] and best["recall"] - r["recall"] <= SE_RULE * r["se_to_best"])
         assert first["chosen"] and sum(r["chosen"] for r in rows) == 1
         assert getattr(m.chosen, name) == first[name]
 
@@ -330,11 +335,13 @@ def test_top_k_merge_equals_ranking_the_whole_catalogue():
     pos, seen = torch.rand(30, 50, generator=gen) < 0.1, torch.rand(30, 50, generator=gen) < 0.2
     seen &= ~pos
     cold = torch.arange(50) >= 35
-    merge = _TopMerge(warm_s, cold_s, pos, seen, cold, 5)
+    merge = _TopMerge(warm_s, cold_s, [pos, pos & (torch.arange(50) % 2 == 0)], seen, cold, 5)
     lam = (~cold).float()
     for gamma, b in [(1.0, 0.0), (0.5, 1.25), (2.0, -0.75), (3.0, 4.0)]:
-        full = _recall(_blended(warm_s, cold_s, lam, gamma, b), pos, seen, torch.ones(50, dtype=torch.bool), 5)
-        torch.testing.assert_close(merge.recall(gamma, b), full)
+        full = _recall(_blended(warm_s, cold_s, lam, gamma, b), [pos, pos & (torch.arange(50) % 2 == 0)], seen,
+                       torch.ones(50, dtype=torch.bool), 5)
+        for got, want in zip(merge.recall(gamma, b), full):
+            torch.testing.assert_close(got, want)
 
 
 def test_text_can_enter_the_propagation_as_the_items_initial_features(split):

@@ -16,13 +16,13 @@ computed in closed form from the embeddings), giving :math:`\hat g_{ui}, \hat t_
 \hat p_{ui}`. With the text form :math:`f_{ui} = (1 - w)\,\hat t_{ui} + w\,\hat p_{ui}`,
 
 .. math::
-    s_{ui} = \lambda_i \bigl(a\, \hat g_{ui} + (1 - a) f_{ui}\bigr)
+    s_{ui} = \lambda_i \bigl(a\, \hat g_{ui} + (1 - a)\, \hat t_{ui}\bigr)
            + (1 - \lambda_i) \bigl(\gamma f_{ui} + b\bigr),
     \qquad \lambda_i = \min(n_i / \tau, 1)
 
 :math:`n_i` is the item's number of training interactions, so an item with none is scored
-by its calibrated text alone and a popular one by the graph (with text weight
-:math:`1 - a`). The lecture's blend is the special case :math:`\tau = 100, a = 1`.
+by its calibrated text alone and a popular one by the graph (with weight :math:`1 - a` on
+the user's text profile; the projected text only approximates the graph on such items). The lecture's blend is the special case :math:`\tau = 100, a = 1`.
 :math:`\tau = 0` and :math:`a = 1` give the graph part for every item with an
 interaction, :math:`\tau = \infty` the text part; :math:`w = 0` makes the text part the
 content model exactly.
@@ -34,8 +34,8 @@ then :math:`\tau` on all validation interactions ranked over the whole catalogue
 the validation metric (Recall@20 by default) over a grid that starts at the pure part
 (:math:`w = 0`: the content model; :math:`a = 1`: LightGCN; :math:`b` = :data:`COLD_LAST`:
 cold items after warm ones, as a graph model ranks them; :math:`\tau = 0`). The
-one-standard-error rule picks the first grid point within one standard error of the best,
-so noise on validation does not move the blend away from a part. A cold-item split with
+standard-error rule picks the first grid point within two standard errors (:data:`SE_RULE`)
+of the best, so noise on validation does not move the blend away from a part. A cold-item split with
 ``valid_cold_fraction > 0`` gives the validation the held-out items it needs; without
 them the text-only settings keep their defaults (:data:`DEFAULT_BLEND`).
 
@@ -83,6 +83,11 @@ OFFSETS = tuple(sorted((float(x) for x in np.round(np.arange(-4.0, 4.01, 0.25), 
 #: The offset that ranks every cold item after every warm one (a graph model's order).
 COLD_LAST = -1e4
 THRESHOLDS = (0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+#: How many standard errors (of the paired difference with the best) a grid point may trail
+#: the best by and still be chosen in preference order: validation noise must beat this to
+#: move the blend off a part (the classic rule uses one; the grids are searched, so the best
+#: point's lead is biased upwards, and two guard against that).
+SE_RULE = 2.0
 #: Largest (validation users x items) block scored at once while choosing the blend.
 CALIBRATION_CELLS = 2 ** 25
 
@@ -243,29 +248,30 @@ class HybridParts:
 def combined_embeddings(parts: HybridParts, blend: Blend) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Per-user and per-item vectors whose dot product is the blended score :math:`s_{ui}`.
 
-    Users: :math:`[e_u/\sigma^g_u,\ (1-w) p_u/\sigma^t_u,\ w e_u/\sigma^p_u,\ -\mu^g_u/\sigma^g_u,\
-    -(1-w)\mu^t_u/\sigma^t_u - w\mu^p_u/\sigma^p_u,\ 1]`; items: :math:`[\lambda_i a g_i,\ k_i c_i,\
-    k_i W c_i,\ \lambda_i a,\ k_i,\ (1-\lambda_i) b]` with :math:`k_i = \lambda_i (1 - a) +
-    (1 - \lambda_i)\gamma` (see the module docstring).
+    Users: :math:`[e_u/\sigma^g_u,\ p_u/\sigma^t_u,\ e_u/\sigma^p_u,\ -\mu^g_u/\sigma^g_u,\
+    -\mu^t_u/\sigma^t_u,\ -\mu^p_u/\sigma^p_u,\ 1]`; items: :math:`[k^g_i g_i,\ k^t_i c_i,\
+    k^p_i W c_i,\ k^g_i,\ k^t_i,\ k^p_i,\ (1-\lambda_i) b]` with :math:`k^g_i = \lambda_i a`,
+    :math:`k^t_i = \lambda_i (1 - a) + (1 - \lambda_i)\gamma (1 - w)` and
+    :math:`k^p_i = (1 - \lambda_i)\gamma w` (see the module docstring).
     """
     stats = parts.standardised()
     (mu_g, sd_g), (mu_t, sd_t), (mu_p, sd_p) = stats["graph"], stats["text"], stats["proj"]
-    w = blend.projection_weight
     users = torch.cat([
-        parts.user_graph / sd_g[:, None], parts.profiles * ((1 - w) / sd_t[:, None]),
-        parts.user_graph * (w / sd_p[:, None]), (-mu_g / sd_g)[:, None],
-        (-(1 - w) * mu_t / sd_t - w * mu_p / sd_p)[:, None], torch.ones_like(mu_g)[:, None]], dim=1)
+        parts.user_graph / sd_g[:, None], parts.profiles / sd_t[:, None], parts.user_graph / sd_p[:, None],
+        (-mu_g / sd_g)[:, None], (-mu_t / sd_t)[:, None], (-mu_p / sd_p)[:, None],
+        torch.ones_like(mu_g)[:, None]], dim=1)
     items = _item_side(parts.item_graph, parts.item_text, parts.item_proj,
                        blend_weights(parts.counts.cpu().numpy(), blend.threshold).to(parts.item_graph.device), blend)
     return users, items
 
 
 def _item_side(graph, text, proj, lam, blend: Blend) -> torch.Tensor:
-    a, gamma, b = blend.graph_weight, blend.scale, blend.offset
-    g = lam * a
-    k = lam * (1 - a) + (1 - lam) * gamma
-    return torch.cat([g[:, None] * graph, k[:, None] * text, k[:, None] * proj, g[:, None], k[:, None],
-                      ((1 - lam) * b)[:, None]], dim=1)
+    a, w, gamma, b = blend.graph_weight, blend.projection_weight, blend.scale, blend.offset
+    kg = lam * a
+    kt = lam * (1 - a) + (1 - lam) * gamma * (1 - w)
+    kp = (1 - lam) * gamma * w
+    return torch.cat([kg[:, None] * graph, kt[:, None] * text, kp[:, None] * proj, kg[:, None], kt[:, None],
+                      kp[:, None], ((1 - lam) * b)[:, None]], dim=1)
 
 
 def warm_part(data: Interactions | None, keep: np.ndarray, vocab: Vocabulary | None = None) -> Interactions | None:
@@ -502,30 +508,34 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
 
         g, t, p = features(blend.ridge_l2)
         pick = self._picker()
+        half = torch.as_tensor(np.random.default_rng(self.seed).random(train.n_items) < 0.5, device=pos.device)
+        sets = [pos, pos & half, pos & ~half]  # all validation positives, and those of two halves of the items
         # 1. the text form, on cold items ranked among themselves (w = 0: the content model)
         if has_cold and self.projection_weight == "auto" and int(cold.sum()) >= k:
             cands = []
             for l2 in RIDGE_L2:
                 if l2 != blend.ridge_l2:
                     g, t, p = features(l2)
-                cands += [({"ridge_l2": l2, "projection_weight": w}, _recall((1 - w) * t + w * p, pos, seen, cold, k))
+                cands += [({"ridge_l2": l2, "projection_weight": w}, _recall((1 - w) * t + w * p, sets, seen, cold, k))
                           for w in PROJECTION_WEIGHTS if w > 0 or l2 == RIDGE_L2[0]]
             chosen = pick("text", cands)
             blend.ridge_l2, blend.projection_weight = chosen["ridge_l2"], chosen["projection_weight"]
             g, t, p = features(blend.ridge_l2)
         f = (1 - blend.projection_weight) * t + blend.projection_weight * p
-        # 2. graph against text on warm items ranked among themselves (a = 1: LightGCN)
+        # 2. graph against the user's text profile on warm items ranked among themselves
+        #    (a = 1: LightGCN; the projected text adds nothing the graph lacks on these items)
         warm_cols = ~cold
         if self.graph_weight == "auto":
-            cands = [({"graph_weight": a}, _recall(a * g + (1 - a) * f, pos, seen, warm_cols, k)) for a in GRAPH_WEIGHTS]
+            cands = [({"graph_weight": a}, _recall(a * g + (1 - a) * t, sets, seen, warm_cols, k))
+                     for a in GRAPH_WEIGHTS]
             blend.graph_weight = pick("graph_weight", cands)["graph_weight"]
         a = blend.graph_weight
-        warm_score = a * g + (1 - a) * f
+        warm_score = a * g + (1 - a) * t
         # 3. the text part's scale and offset, over the whole catalogue (first: cold items after
         #    warm ones, as a graph model ranks them). With tau = 0 each group keeps its own
         #    order, so merging each user's top-k of both groups suffices.
         if has_cold and self.calibrate:
-            merge = _TopMerge(warm_score, f, pos, seen, cold, k)
+            merge = _TopMerge(warm_score, f, sets, seen, cold, k)
             grid = [(1.0, COLD_LAST)] + [(gamma, b) for gamma in SCALES for b in OFFSETS]
             chosen = pick("calibration", [({"scale": gm, "offset": b}, merge.recall(gm, b)) for gm, b in grid])
             blend.scale, blend.offset = chosen["scale"], chosen["offset"]
@@ -541,29 +551,38 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
                     self.selection.append({"stage": "threshold", "threshold": tau, "warm_recall": rw,
                                            "kept_warm": False})
                 else:
-                    cands.append(({"threshold": tau, "warm_recall": rw}, _recall(s, pos, seen, all_cols, k)))
+                    cands.append(({"threshold": tau, "warm_recall": rw}, _recall(s, sets, seen, all_cols, k)))
             blend.threshold = pick("threshold", cands)["threshold"]
         del self._graph_fit_parts
         log.info("hybrid: blend chosen on validation (%d users): %s", len(v_users), blend.to_dict())
         return blend
 
     def _picker(self):
-        """``pick(stage, candidates)``: the one-standard-error rule. Candidates are
-        ``(settings, per-user recall)``, the setting to prefer first; the first one whose mean
-        is within one standard error (of its paired difference with the best) of the best
-        is chosen, so that validation noise does not move the blend off a part."""
-        def pick(stage: str, cands: list[tuple[dict, torch.Tensor]]) -> dict:
-            means = [float(r.mean()) if r.numel() else 0.0 for _, r in cands]
-            ib = int(np.argmax(means))
+        """``pick(stage, candidates)``: the blend's guard against validation noise.
+
+        Candidates are ``(settings, [recall, recall on half A, recall on half B])`` (per-user
+        recalls; A and B split the items in two at random), the pure part first. A candidate
+        counts only if it beats the first on both halves of the items, so a setting that
+        wins through a few items does not count. Of those, the first one whose mean is within
+        :data:`SE_RULE` standard errors (of its paired difference with the best) of the best
+        is chosen.
+        """
+        def pick(stage: str, cands: list[tuple[dict, list[torch.Tensor]]]) -> dict:
+            def mean(r):
+                return float(r.mean()) if r.numel() else 0.0
+            ref = cands[0][1]
+            agree = [i == 0 or all(r[h].numel() == 0 or mean(r[h]) > mean(ref[h]) for h in (1, 2))
+                     for i, (_, r) in enumerate(cands)]  # a half without positives has no say
+            means = [mean(r[0]) for _, r in cands]
+            ib = max((i for i in range(len(cands)) if agree[i]), key=lambda i: (means[i], -i))
             chosen = None
             for i, (settings, r) in enumerate(cands):
-                d = (cands[ib][1] - r).double()
+                d = (cands[ib][1][0] - r[0]).double()
                 se = float(d.std() / math.sqrt(d.numel())) if d.numel() > 1 else 0.0
-                within = means[ib] - means[i] <= se
-                if within and chosen is None:
+                if agree[i] and chosen is None and means[ib] - means[i] <= SE_RULE * se:
                     chosen = settings
                 self.selection.append({"stage": stage, **settings, "recall": means[i], "se_to_best": se,
-                                       "best": i == ib, "chosen": settings is chosen})
+                                       "both_halves": agree[i], "best": i == ib, "chosen": settings is chosen})
             return chosen
         return pick
 
@@ -738,37 +757,45 @@ def _blended(warm_score, f, lam, gamma, b):
 class _TopMerge:
     """Recall@k over the whole catalogue of ``warm`` scores on warm items and
     ``gamma * cold + b`` on cold ones, for many ``(gamma, b)``, from each user's top-k of
-    each group (for ``gamma > 0`` the overall top-k is the top-k of their union)."""
+    each group (for ``gamma > 0`` the overall top-k is the top-k of their union). ``pos``: a
+    list of positive masks; :meth:`recall` gives one per-user result per mask."""
 
     def __init__(self, warm, cold_score, pos, seen, cold, k):
         cold = cold.to(warm.device)
-        self.relevant = pos.sum(1)
-        self.ok = self.relevant > 0
-        parts = []
+        vals, idx = [], []
         for s, mask in ((warm, cold), (cold_score, ~cold)):
-            masked = s[self.ok].masked_fill(seen[self.ok] | mask, -torch.inf)
-            v, i = torch.topk(masked, min(k, masked.shape[1]), dim=1)
-            parts.append((v, pos[self.ok].gather(1, i) & torch.isfinite(v)))
-        (self.wv, self.wh), (self.cv, self.ch) = parts
-        self.hits = torch.cat([self.wh, self.ch], dim=1)
+            v, i = torch.topk(s.masked_fill(seen | mask, -torch.inf), min(k, s.shape[1]), dim=1)
+            vals.append(v)
+            idx.append(i)
+        self.wv, self.cv = vals
+        finite = torch.isfinite(torch.cat(vals, dim=1))
+        self.sets = []
+        for m in pos:
+            relevant = m.sum(1)
+            ok = relevant > 0
+            hits = torch.cat([m.gather(1, i) for i in idx], dim=1) & finite
+            self.sets.append((ok, hits[ok], relevant[ok].double()))
         self.k = k
 
-    def recall(self, gamma: float, b: float) -> torch.Tensor:
-        """Per-user Recall@k (users with a positive), ``float64``."""
+    def recall(self, gamma: float, b: float) -> list[torch.Tensor]:
+        """Per-user Recall@k (users with a positive), ``float64``, for each positive mask."""
         vals = torch.cat([self.wv, gamma * self.cv + b], dim=1)
         top = torch.topk(vals, min(self.k, vals.shape[1]), dim=1).indices
-        hits = self.hits.gather(1, top).sum(1)
-        return hits.double() / self.relevant[self.ok].double()
+        return [hits.gather(1, top[ok]).sum(1).double() / relevant for ok, hits, relevant in self.sets]
 
 
-def _recall(scores: torch.Tensor, pos: torch.Tensor, seen: torch.Tensor, cols: torch.Tensor, k: int) -> torch.Tensor:
+def _recall(scores: torch.Tensor, pos, seen: torch.Tensor, cols: torch.Tensor, k: int):
     """Per-user Recall@k (``float64``) of the users with a positive among ``cols``, ranking
-    only ``cols`` (training items masked)."""
+    only ``cols`` (training items masked). ``pos`` a mask, or a list of masks (one top-k,
+    one result per mask)."""
+    many = isinstance(pos, (list, tuple))
+    masks = list(pos) if many else [pos]
     cols = cols.to(scores.device)
-    relevant = (pos & cols).sum(1)
-    ok = relevant > 0
-    s = scores[ok].masked_fill(seen[ok] | ~cols, -torch.inf)
+    s = scores.masked_fill(seen | ~cols, -torch.inf)
     top = torch.topk(s, min(k, s.shape[1]), dim=1).indices
-    hits = pos[ok].gather(1, top).sum(1)
-    return hits.double() / relevant[ok].double()
-
+    out = []
+    for m in masks:
+        relevant = (m & cols).sum(1)
+        ok = relevant > 0
+        out.append(m[ok].gather(1, top[ok]).sum(1).double() / relevant[ok].double())
+    return out if many else out[0]

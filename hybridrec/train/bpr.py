@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import torch
@@ -13,6 +14,9 @@ from ..data import Interactions
 from .loop import TrainHistory, fit_loop, minibatch_epoch, ranking_validator
 from .losses import bpr_loss, l2_penalty
 from .sampling import build_sampler
+
+
+log = logging.getLogger("hybridrec.train")
 
 
 def bpr_step(
@@ -65,8 +69,19 @@ def train_bpr(
     sampled negative per positive. When ``valid`` has interactions and
     ``cfg.eval_every > 0``, the weights with the best ``cfg.valid_metric`` are restored at
     the end, and training stops after ``cfg.patience`` evaluations without improvement.
+
+    Validation rows of items with no training interaction are left out of early stopping:
+    an id-embedding model cannot learn anything about them from ``train``, so they only add
+    noise to the choice of epoch (and, on a cold-item split whose validation holds cold
+    items, tie that choice to the very items a hybrid calibrates on).
     """
     device = torch.device(device)
+    if valid is not None and len(valid):
+        learnable = train.item_counts()[valid.items] > 0
+        if not learnable.all():
+            log.info("early stopping on %d of %d validation rows: %d are of items with no training interaction",
+                     int(learnable.sum()), len(valid), int((~learnable).sum()))
+            valid = valid.subset(learnable)
     gen = torch.Generator(device=device).manual_seed(seed)
     step = bpr_step(module, train, cfg, generator=gen, device=device)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
