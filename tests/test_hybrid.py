@@ -237,6 +237,8 @@ def test_update_adds_users_counts_and_survives_a_round_trip(split, tmp_path):
     ([{"user": "u0", "item_id": "a1"}], None, "need a 'user_id' column"),
     ([{"user_id": "", "item_id": "a1"}], None, "row 0: empty 'user_id'"),
     ([{"user_id": "u0", "item_id": "a1"}], [{"item_id": "a1", "title": "x"}], "already in the model"),
+    ([{"user_id": "u0", "item_id": "n1"}, {"user_id": "u0", "item_id": "zz"}], [{"item_id": "n1", "title": "x"}],
+     r"unknown item\(s\) with no text.*'zz'"),  # n1's text is fine, but nothing is kept
 ])
 def test_bad_updates_are_clear_errors_and_change_nothing(split, rows, items, message):
     m = HybridRecommender(dim=4, train=FAST, **TEXTBOOK).fit(split.train, encoder=FakeEncoder())
@@ -244,7 +246,8 @@ def test_bad_updates_are_clear_errors_and_change_nothing(split, rows, items, mes
     before, n_items = m.score_users(users).clone(), m.n_items
     with pytest.raises((DataError, ValueError), match=message):
         m.update(rows, items=items, encoder=FakeEncoder())
-    assert m.n_items == n_items and torch.equal(m.score_users(users), before)
+    assert m.n_items == n_items and m.content_embeddings.shape[0] == n_items
+    assert torch.equal(m.score_users(users), before) and "n1" not in m.item_vocab
 
 
 def test_cold_and_new_items_are_scored_from_their_text(split, model):

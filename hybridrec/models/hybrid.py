@@ -3,8 +3,8 @@ r"""The hybrid recommender: a graph model and a text model on one calibrated sca
 Content bootstraps an item, the graph refines it as interactions accumulate. The hybrid
 keeps both parts whole and blends their *scores*, put on one scale:
 
-* **graph part**: LightGCN trained with BPR (early stopping on validation) on the items
-  that have interactions; user and item embeddings :math:`e_u, g_i`.
+* **graph part**: LightGCN trained with BPR (early stopping on validation) exactly as the
+  LightGCN model would be; user and item embeddings :math:`e_u, g_i`.
 * **text part**: the content model's score :math:`\cos(p_u, c_i)` of the user's text
   profile :math:`p_u` (mean text embedding of their history) against the item's text,
   mixed with the graph user's score of the item's *projected* text
@@ -22,7 +22,8 @@ computed in closed form from the embeddings), giving :math:`\hat g_{ui}, \hat t_
 
 :math:`n_i` is the item's number of training interactions, so an item with none is scored
 by its calibrated text alone and a popular one by the graph (with weight :math:`1 - a` on
-the user's text profile; the projected text only approximates the graph on such items). The lecture's blend is the special case :math:`\tau = 100, a = 1`.
+the user's text profile; the projected text only approximates the graph on such items).
+The lecture's blend is the special case :math:`\tau = 100, a = 1`.
 :math:`\tau = 0` and :math:`a = 1` give the graph part for every item with an
 interaction, :math:`\tau = \infty` the text part; :math:`w = 0` makes the text part the
 content model exactly.
@@ -33,9 +34,10 @@ on those of warm items (ranked among warm items), the calibration :math:`(\gamma
 then :math:`\tau` on all validation interactions ranked over the whole catalogue, each by
 the validation metric (Recall@20 by default) over a grid that starts at the pure part
 (:math:`w = 0`: the content model; :math:`a = 1`: LightGCN; :math:`b` = :data:`COLD_LAST`:
-cold items after warm ones, as a graph model ranks them; :math:`\tau = 0`). The
-standard-error rule picks the first grid point within two standard errors (:data:`SE_RULE`)
-of the best, so noise on validation does not move the blend away from a part. A cold-item split with
+cold items after warm ones, as a graph model ranks them; :math:`\tau = 0`). A grid point
+counts only if it beats the pure part on both halves of the items (split at random), and
+of those the first within two standard errors (:data:`SE_RULE`) of the best is chosen, so
+noise on validation does not move the blend away from a part. A cold-item split with
 ``valid_cold_fraction > 0`` gives the validation the held-out items it needs; without
 them the text-only settings keep their defaults (:data:`DEFAULT_BLEND`).
 
@@ -662,23 +664,23 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
             empty = np.flatnonzero((ids == "") | (ids == "nan"))
             if len(empty):
                 raise DataError(f"new interactions row {int(empty[0])}: empty {col!r}")
-        new_item_count = 0
-        if items is not None:
+        item_vocab, content, new_item_count = self.item_vocab, self._content, 0
+        if items is not None:  # checked and encoded first; the model changes only once all is valid
             new = self.new_items(items, encoder, where="update items")
             new_item_count = len(new)
-            self.item_vocab = Vocabulary(np.concatenate([self.item_vocab.ids, np.asarray(new.ids, dtype=object)]),
-                                         kind="item")
-            self._content = torch.cat([self._content, new.content.to(self.device)])
-        known_items = self.item_vocab.index(list(i_ids), missing="neg")
+            item_vocab = Vocabulary(np.concatenate([item_vocab.ids, np.asarray(new.ids, dtype=object)]), kind="item")
+            content = torch.cat([content, new.content.to(self.device)])
+        known_items = item_vocab.index(list(i_ids), missing="neg")
         if (known_items < 0).any():
             bad = list(dict.fromkeys(i_ids[known_items < 0]))
             raise DataError(f"new interactions name {len(bad)} unknown item(s) with no text, e.g. {bad[:5]}; "
                             "pass their text in items=... (item_id plus text fields; --new-items on the command line)")
         known_users = self.user_vocab.index(list(u_ids), missing="neg")
         fresh = list(dict.fromkeys(u_ids[known_users < 0]))
+        user_vocab = self.user_vocab
         if fresh:
-            self.user_vocab = Vocabulary(np.concatenate([self.user_vocab.ids, np.asarray(fresh, dtype=object)]),
-                                         kind="user")
+            user_vocab = Vocabulary(np.concatenate([user_vocab.ids, np.asarray(fresh, dtype=object)]), kind="user")
+        self.item_vocab, self._content, self.user_vocab = item_vocab, content, user_vocab
         users = np.asarray(self.user_vocab.index(list(u_ids)), dtype=np.int64)
         items_idx = np.asarray(known_items, dtype=np.int64)
         n_users, n_items = len(self.user_vocab), len(self.item_vocab)
