@@ -28,6 +28,7 @@ REGISTRY: dict[str, str] = {
     "lightgcn": "hybridrec.models.lightgcn:LightGCN",
     "ngcf": "hybridrec.models.ngcf:NGCF",
     "gfcf": "hybridrec.models.gfcf:GFCF",
+    "bspm": "hybridrec.models.bspm:BSPM",
     "content": "hybridrec.models.content:ContentRecommender",
     "hybrid": "hybridrec.models.hybrid:HybridRecommender",
     "pinsage": "hybridrec.models.pinsage:PinSage",
