@@ -42,6 +42,14 @@ def test_compare_without_text_models(tmp_path):
     assert {r["seed"] for r in rows} == {"0", "1"}
     doc = json.loads((tmp_path / "compare.json").read_text())
     assert doc["seeds"] == [0, 1] and set(doc["splits"]) == {"0", "1"}
+    # each trained model's epochs and why it stopped, per seed (not for untrained ones)
+    assert [(r["model"], r["seed"]) for r in result.training] == [("mf", 0), ("mf", 1)]
+    for r in result.training:
+        assert 1 <= r["epochs"] <= cfg.train.epochs and r["stop"] in (
+            "early stop (patience)", "reached max epochs", "finished", "no validation: last epoch")
+        assert r["best_epoch"] is None or 1 <= r["best_epoch"] <= r["epochs"]
+    assert "training: epochs run (epoch kept)" in report and doc["training"] == result.training
+    assert (tmp_path / "training.csv").stat().st_size > 0
 
 
 def test_same_seeds_same_table(tmp_path):

@@ -54,12 +54,15 @@ class CompareResult:
         candidates: one dict per (model, seed, group) on the candidate protocol (with the
             LLM; every model ranks the same lists).
         info: data set, split, seeds and per-seed split summaries.
+        training: one dict per (model, seed) of a trained model: epochs run, the epoch
+            kept, and why training stopped.
     """
 
     rows: list[dict] = field(default_factory=list)
     sweep: list[dict] = field(default_factory=list)
     candidates: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    training: list[dict] = field(default_factory=list)
 
     def summary(self):
         """Mean and standard deviation over seeds, one row per (model, group): a DataFrame."""
@@ -178,6 +181,12 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
                 metrics, fit_s, eval_s, model = _fit_eval(name, params, split, seed, cfg, groups, encoders, fitted)
                 if not label.startswith("hybrid@"):
                     fitted[label] = (model, fit_s)
+                    if getattr(model, "history", None) is not None:
+                        record = training_record(model, cfg.train.epochs)
+                        graph = fitted.get("lightgcn", (None,))[0]
+                        if label != "lightgcn" and graph is not None and model.history is graph.history:
+                            record["stop"] = f"graph part is lightgcn's: {record['stop']}"
+                        result.training.append({"model": label, "seed": seed, **record})
                 if label == "hybrid":
                     main_hybrid = (model.chosen.threshold, metrics)
             if label.startswith("hybrid@"):
@@ -217,6 +226,21 @@ def _candidate_protocol(split, seed, cfg, fitted, llms) -> list[dict]:
                   "fit_s": fit_s, "eval_s": res.info["seconds"], **cost} for g, m in res.metrics.items()]
         log.info("seed %d candidates %s: %s %s", seed, label, res.metrics.get("all"), cost)
     return rows
+
+
+def training_record(model, max_epochs: int) -> dict:
+    """Epochs run, the epoch whose weights were kept, and why training stopped."""
+    h = model.history.to_dict()
+    ran = len(h["epochs"])
+    if h["stopped_early"]:
+        stop = "early stop (patience)"
+    elif h["best_epoch"] is None:
+        stop = "no validation: last epoch"
+    elif ran >= max_epochs:
+        stop = "reached max epochs"
+    else:
+        stop = "finished"
+    return {"epochs": ran, "best_epoch": h["best_epoch"], "stop": stop}
 
 
 def _same_threshold(a: float, b: float) -> bool:
@@ -266,6 +290,9 @@ def _write(result: CompareResult, cfg: Config, run_dir: Path, random_row: dict[s
         doc["candidates"] = {"n_candidates": cfg.candidates.n_candidates, "n_users": cfg.candidates.n_users,
                              "seeds": list(cfg.compare.seeds[:cfg.compare.candidate_seeds]),
                              "random": random_row, "summary": cand.to_dict(orient="records")}
+    if result.training:
+        write_csv(run_dir / "training.csv", result.training)
+        doc["training"] = result.training
     write_json(run_dir / "compare.json", doc, default=_json_default)
     title = f"{cfg.data.dataset}, {cfg.data.split} split, seeds {list(cfg.compare.seeds)}"
     k = max(cfg.eval.ks)

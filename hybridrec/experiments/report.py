@@ -48,6 +48,18 @@ def compare_report(result, cfg: Config, random_row: dict[str, float]) -> str:
             + [f"{r['fit_s_mean']:.1f}", f"{r['eval_s_mean']:.2f}"]
             for _, r in summary[summary["group"].isin(groups)].iterrows()]
     out = [render_table(["model", "group"] + metrics + list(_TIMES), rows, title=head)]
+    if result.training:
+        seeds = list(dict.fromkeys(r["seed"] for r in result.training))
+        per = {}
+        for r in result.training:
+            per.setdefault(r["model"], {})[r["seed"]] = r
+        rows = []
+        for model, by_seed in per.items():
+            cells = [f"{by_seed[s]['epochs']} ({by_seed[s]['best_epoch'] if by_seed[s]['best_epoch'] is not None else '-'})"
+                     if s in by_seed else "-" for s in seeds]
+            rows.append([model] + cells + ["; ".join(dict.fromkeys(r["stop"] for r in by_seed.values()))])
+        out.append(render_table(["model"] + [f"seed {s}" for s in seeds] + ["stopped by"], rows, first_left=True,
+                                title=f"\ntraining: epochs run (epoch kept), at most {cfg.train.epochs}"))
     cand = result.candidates_summary()
     if cand is not None:
         c = cfg.candidates
