@@ -259,8 +259,16 @@ def merge(base: dict, update: dict) -> dict:
 
 
 def load_config(paths: list[str | os.PathLike] = (), overrides: list[str] = (), base: dict | None = None) -> Config:
-    """Merge ``base``, YAML files (later wins) and ``key=value`` overrides into a Config."""
+    """Merge ``base``, YAML files (later wins) and ``key=value`` overrides into a Config.
+
+    ``base`` (a mode's starting settings) sets its ``data.split_options`` as one whole: when
+    a file or override names the split or sets the options mapping, the base's options are
+    dropped, so a mode's options for its own split never leak into another split; a single
+    option (``--set data.split_options.cold_fraction=0.3``) adds to them.
+    """
     d: dict = copy.deepcopy(base or {})  # overrides below edit nested sections in place
+    base_options = d.get("data", {}).pop("split_options", None)
+    touched = False
     for p in paths:
         p = Path(p)
         if not p.is_file():
@@ -271,13 +279,21 @@ def load_config(paths: list[str | os.PathLike] = (), overrides: list[str] = (), 
             raise ConfigError(f"{p}: not valid YAML ({e})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: top level must be a mapping of sections")
+        data = loaded.get("data")
+        touched |= isinstance(data, dict) and ("split" in data or "split_options" in data)
         d = merge(d, loaded)
     for o in overrides:
         parts, value = parse_override(o)
+        touched |= parts in (["data", "split"], ["data", "split_options"]) or (
+            parts == ["data"] and isinstance(value, dict) and ("split" in value or "split_options" in value))
         cur = d
         for k in parts[:-1]:
             cur = cur.setdefault(k, {})
             if not isinstance(cur, dict):
                 raise ConfigError(f"override {o!r}: {k} is not a section")
         cur[parts[-1]] = value
+    if base_options is not None:
+        data = d.setdefault("data", {})
+        if not touched:  # one option set on the command line adds to the mode's options
+            data["split_options"] = merge(base_options, data.get("split_options") or {})
     return Config.from_dict(d)

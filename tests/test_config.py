@@ -32,3 +32,20 @@ def test_unknown_keys_and_bad_types_are_errors(tmp_path):
         load_config([], ["train.epochs=three"])
     with pytest.raises(ConfigError, match="not found"):
         load_config([tmp_path / "missing.yaml"])
+
+
+def test_a_modes_split_options_never_leak_into_another_split(tmp_path):
+    """The mode's options hold for its own split: a config naming another split (or its
+    own options mapping) replaces them; one option set on the command line adds to them."""
+    from hybridrec.experiments.modes import MODES
+
+    base = MODES["hybrid"].base
+    assert load_config(base=base).data.split_options == {"valid_fraction": 0.1, "valid_cold_fraction": 0.1}
+    own = tmp_path / "ml.yaml"
+    own.write_text("data: {split: leave_last_out, split_options: {n_test: 5, n_valid: 5}}\n")
+    assert load_config([own], base=base).data.split_options == {"n_test": 5, "n_valid": 5}
+    assert load_config(overrides=["data.split=temporal"], base=base).data.split_options == {}
+    assert load_config(overrides=["data.split_options={cold_fraction: 0.3}"], base=base).data.split_options == {
+        "cold_fraction": 0.3}
+    assert load_config(overrides=["data.split_options.cold_fraction=0.3"], base=base).data.split_options == {
+        "valid_fraction": 0.1, "valid_cold_fraction": 0.1, "cold_fraction": 0.3}
