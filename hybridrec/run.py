@@ -75,6 +75,8 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.quiet:
         overrides.append("train.progress=false")
     base = MODES[mode].base if mode in MODES else {}
+    if mode == "hybrid" and args.model == "pinsage":  # its epochs are long: the cold split, its own training defaults
+        base = MODES["cold"].base
     cfg = load_config(args.config, overrides, base=base)
     if mode == "cold":
         cfg.model.name = "content"
