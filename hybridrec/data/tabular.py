@@ -53,6 +53,12 @@ def read_table(path: str | Path, sep: str | None = None) -> RawTable:
     return read_records(path, sep)
 
 
+def read_frame(path: str | Path, sep: str | None = None) -> pd.DataFrame:
+    """:func:`read_table` as a DataFrame of strings (one column per header name)."""
+    table = read_table(path, sep)
+    return pd.DataFrame({c: table.data[c] for c in table.columns})
+
+
 def _read_parquet(path: Path) -> RawTable:
     try:
         df = pd.read_parquet(path)

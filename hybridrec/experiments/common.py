@@ -72,3 +72,13 @@ def check_settings(name: str, params: dict, where: str) -> dict:
     if bad:
         raise ConfigError(f"{where}: {bad} are not settings of {name}; its settings: {sorted(accepted)}")
     return dict(params)
+
+
+def reusable_graph(model, fitted: dict, train: Interactions) -> dict:
+    """``{"graph": lightgcn}`` when ``model`` (a hybrid) can take the LightGCN already fitted
+    on ``train`` (``fitted["lightgcn"]``) as its graph part instead of training it again;
+    else ``{}``. Extra keyword arguments for ``model.fit``."""
+    graph = fitted.get("lightgcn")
+    if graph is not None and hasattr(model, "can_reuse") and model.can_reuse(graph, train):
+        return {"graph": graph}
+    return {}

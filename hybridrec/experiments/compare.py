@@ -38,7 +38,7 @@ from ..models.hybrid import parse_threshold as _parse_blend
 from ..models.registry import settings_for
 from . import plots
 from .candidates import check_llm_settings
-from .common import check_settings, load_data, seed_everything, split_data
+from .common import check_settings, load_data, reusable_graph, seed_everything, split_data
 from .report import SUMMARY_GROUPS, compare_report, fmt_threshold
 
 log = logging.getLogger("hybridrec.compare")
@@ -257,10 +257,7 @@ def _fit_eval(name, params, split, seed, cfg, groups, encoders, fitted):
         key = (model.text_model, model.on_empty)
         if key not in encoders:
             encoders[key] = model.text_encoder(progress=False)
-        extra = {}
-        graph = fitted.get("lightgcn", (None,))[0]
-        if hasattr(model, "can_reuse") and graph is not None and model.can_reuse(graph, split.train):
-            extra["graph"] = graph  # the hybrid's graph part is this seed's LightGCN, not trained twice
+        extra = reusable_graph(model, {n: m for n, (m, _) in fitted.items()}, split.train)  # not trained twice
         model.fit(split.train, split.valid, encoder=encoders[key], **extra)
     else:
         model.fit(split.train, split.valid)

@@ -12,7 +12,7 @@ from ..eval import evaluate
 from ..io import save_tensors, write_csv, write_json
 from ..models import build_model
 from ..train import distributed
-from .common import load_and_split, model_params, seed_everything
+from .common import load_and_split, model_params, reusable_graph, seed_everything
 from .report import results_table, run_title
 
 log = logging.getLogger("hybridrec.experiments")
@@ -37,8 +37,7 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
             train=cfg.train, eval_batch_size=cfg.eval.batch_size,
         )
         extra = {"dist": dist} if model.distributed else {}
-        if hasattr(model, "can_reuse") and "lightgcn" in fitted and model.can_reuse(fitted["lightgcn"], split.train):
-            extra["graph"] = fitted["lightgcn"]  # the hybrid's graph part is the LightGCN just trained
+        extra.update(reusable_graph(model, fitted, split.train))  # the hybrid's graph part: the LightGCN above
         t = time.perf_counter()
         model.fit(split.train, split.valid, **extra)
         fit_s = time.perf_counter() - t

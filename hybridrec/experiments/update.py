@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ..config import Config, ConfigError
 from ..io import write_csv, write_json
@@ -21,17 +20,10 @@ from ..models import load_model
 log = logging.getLogger("hybridrec.experiments")
 
 
-def read_interactions_frame(path: str | Path) -> pd.DataFrame:
-    """A CSV/TSV/parquet file with a header row, as a DataFrame of strings."""
-    from ..data.tabular import read_table
-
-    table = read_table(path)
-    return pd.DataFrame({c: table.data[c] for c in table.columns})
-
-
 def run_update(cfg: Config, run_dir: Path, load: str | None = None, interactions: str | None = None,
                new_items: str | None = None, **_) -> str:
     """Load the model at ``load``, fold in ``interactions`` (and ``new_items``), save it."""
+    from ..data.tabular import read_frame
     from ..eval.table import render_table
     from ..text.new_items import read_new_items
 
@@ -41,7 +33,7 @@ def run_update(cfg: Config, run_dir: Path, load: str | None = None, interactions
     if not hasattr(model, "update"):
         raise ConfigError(f"the {model.name!r} model in {load} cannot fold in new interactions; "
                           "save a hybrid model (--mode hybrid) and update that")
-    frame = read_interactions_frame(interactions)
+    frame = read_frame(interactions)
     items = read_new_items(new_items) if new_items else None
     known = {i: n for i, n in zip(model.item_vocab.ids, model.parts.counts.tolist())}
     blend_before = dict(zip(model.item_vocab.ids, model.blend.tolist()))

@@ -52,8 +52,14 @@ def user_profiles(train: Interactions, item_vectors: torch.Tensor, half_life_day
     """
     w = recency_weights(train, half_life_days)
     m = sp.csr_matrix((w, (train.users, train.items)), shape=(train.n_users, train.n_items))
-    total = np.asarray(m.sum(axis=1)).ravel()
-    m = sp.diags(np.where(total > 0, 1.0 / np.maximum(total, 1e-300), 0.0)) @ m
+    return weighted_row_means(m, item_vectors)
+
+
+def weighted_row_means(m: sp.csr_matrix, item_vectors: torch.Tensor) -> torch.Tensor:
+    """Each row's weighted mean of ``item_vectors`` (weights: the row of ``m``, users x
+    items); zero for empty rows. ``float32 [n_rows, d]`` on ``item_vectors``' device."""
+    total = np.asarray(m.sum(axis=1), dtype=np.float64).ravel()
+    m = sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ m
     p = m.astype(np.float32) @ item_vectors.detach().float().cpu().numpy()
     return torch.as_tensor(np.asarray(p), dtype=torch.float32, device=item_vectors.device)
 

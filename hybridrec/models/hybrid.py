@@ -67,6 +67,7 @@ from ..graph import BipartiteGraph
 from ..text.item_text import DEFAULT_TEMPLATE
 from ..train import train_bpr
 from ..train.loop import parse_metric
+from .content import weighted_row_means
 from .content_base import ContentAware
 from .embedding import EmbeddingRecommender
 from .lightgcn import LightGCNModule
@@ -276,18 +277,18 @@ def _item_side(graph, text, proj, lam, blend: Blend) -> torch.Tensor:
                       kp[:, None], ((1 - lam) * b)[:, None]], dim=1)
 
 
-def warm_part(data: Interactions | None, keep: np.ndarray, vocab: Vocabulary | None = None) -> Interactions | None:
-    """``data`` restricted to the items where ``keep`` is true, with items renumbered
-    ``0..keep.sum()-1`` (rows of other items are dropped)."""
-    if data is None or keep.all():
-        return data
-    remap = np.full(len(keep), -1, dtype=np.int64)
-    remap[keep] = np.arange(int(keep.sum()))
-    rows = remap[data.items] >= 0
-    vocab = vocab or Vocabulary(data.item_vocab.ids[keep], kind="item")
-    take = (lambda a: None if a is None else a[rows])
-    return Interactions(data.users[rows], remap[data.items[rows]], data.user_vocab, vocab,
-                        take(data.timestamps), take(data.ratings), None, data.name)
+def _graph_and_text_parts(users, items, layer0_u, layer0_i, warm, text, profiles, counts, ridge_l2):
+    """The parts of a hybrid from LightGCN's final and layer-0 embeddings (catalogue order;
+    rows of items without interactions are replaced: zeros for the graph, projected text for
+    layer 0) and the text; returns ``(parts, W, W0)``, the ridge projections of the text onto
+    the warm items' final and layer-0 embeddings."""
+    w = ridge_projection(text[warm], items[warm], ridge_l2)
+    w0 = ridge_projection(text[warm], layer0_i[warm], ridge_l2)
+    item_graph = torch.zeros_like(items)
+    item_graph[warm] = items[warm]
+    item_layer0 = text @ w0.T
+    item_layer0[warm] = layer0_i[warm]
+    return HybridParts(users, item_graph, layer0_u, item_layer0, profiles, text, text @ w.T, counts.float()), w, w0
 
 
 def _initial_projection(content: torch.Tensor, dim: int, init: str, init_std: float) -> torch.Tensor:
@@ -311,15 +312,6 @@ def _count_csr(data: Interactions) -> sp.csr_matrix:
                       shape=(data.n_users, data.n_items))
     m.sum_duplicates()
     return m
-
-
-def text_profiles(seen: sp.csr_matrix, item_text: torch.Tensor) -> torch.Tensor:
-    """Each user's mean of the (normalised) text of their interactions, counted with
-    multiplicity; zero for users with none. ``[n_users, d_c]`` on ``item_text``'s device."""
-    total = np.asarray(seen.sum(axis=1), dtype=np.float64).ravel()
-    m = sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ seen
-    p = m.astype(np.float32) @ item_text.detach().float().cpu().numpy()
-    return torch.as_tensor(np.asarray(p), dtype=torch.float32, device=item_text.device)
 
 
 class HybridRecommender(ContentAware, EmbeddingRecommender):
@@ -406,7 +398,6 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
         warm = counts > 0
         if not warm.any():
             raise ValueError(f"{train.name!r} has no training interactions: the hybrid needs some to train its graph part")
-        self._warm = torch.as_tensor(np.flatnonzero(warm), device=self.device)
         if graph is not None:
             log.info("hybrid: the graph part is the LightGCN given (fitted with the same settings)")
             self.module, self.history = graph.module, graph.history
@@ -418,14 +409,19 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
         self.module.eval()
         with torch.no_grad():
             users, items = self.module()
-            layer0_u, layer0_i = self.module.user.weight.detach(), self.module.item.weight.detach()
-        warm_t = self._warm
-        users, items, layer0_i = users.detach(), items.detach()[warm_t], layer0_i[warm_t]
-        self._graph_fit = (users, items, layer0_u, layer0_i)
-        self.chosen = self._choose(train, valid)
-        self.parts = self._make_parts(self._seen, torch.as_tensor(counts), self.chosen.ridge_l2)
+        text = F.normalize(self._content.float(), dim=1)
+        profiles = weighted_row_means(self._seen, text)  # the text part does not depend on the ridge penalty
+        warm_idx = torch.as_tensor(np.flatnonzero(warm), device=self.device)
+
+        def make_parts(ridge_l2: float) -> HybridParts:
+            parts, self._proj_weight, self._proj0_weight = _graph_and_text_parts(
+                users.detach(), items.detach(), self.module.user.weight.detach(), self.module.item.weight.detach(),
+                warm_idx, text, profiles, torch.as_tensor(counts), ridge_l2)
+            return parts
+
+        self.chosen = self._choose(train, valid, make_parts)
+        self.parts = make_parts(self.chosen.ridge_l2)
         self._cache_embeddings()
-        del self._graph_fit
         return self
 
     def can_reuse(self, graph, train: Interactions) -> bool:
@@ -450,22 +446,6 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
                 module.item.weight.copy_((content @ w.T).to(module.item.weight.device))
         return module
 
-    def _make_parts(self, seen: sp.csr_matrix, counts: torch.Tensor, ridge_l2: float) -> HybridParts:
-        """The parts from the trained graph (on the warm items) and the text."""
-        users, warm_items, layer0_u, layer0_i = self._graph_fit
-        text = F.normalize(self._content.float(), dim=1)
-        warm = self._warm
-        w = ridge_projection(text[warm], warm_items, ridge_l2)
-        w0 = ridge_projection(text[warm], layer0_i, ridge_l2)
-        n = text.shape[0]
-        item_graph = torch.zeros(n, warm_items.shape[1], device=self.device)
-        item_graph[warm] = warm_items
-        item_layer0 = text @ w0.T
-        item_layer0[warm] = layer0_i
-        self._proj_weight, self._proj0_weight = w, w0
-        return HybridParts(users, item_graph, layer0_u, item_layer0, text_profiles(seen, text), text,
-                           text @ w.T, counts.float())
-
     # -- choosing the blend on validation ------------------------------------------------
     def _fixed(self) -> dict:
         out = {}
@@ -475,9 +455,10 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
                 out[name] = float(v)
         return out
 
-    def _choose(self, train: Interactions, valid: Interactions | None) -> Blend:
+    def _choose(self, train: Interactions, valid: Interactions | None, make_parts) -> Blend:
         """The blend: fixed settings as given, the rest chosen on validation (see the module
-        docstring); :data:`DEFAULT_BLEND` values where validation cannot decide."""
+        docstring); :data:`DEFAULT_BLEND` values where validation cannot decide.
+        ``make_parts(ridge_l2)`` gives the parts for a ridge penalty of the projection."""
         fixed = self._fixed()
         blend = Blend(**{**asdict(DEFAULT_BLEND), "threshold": 0.0, **fixed})
         self.selection = []
@@ -505,8 +486,7 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
             return lam_cache[tau]
 
         def features(l2):
-            self._graph_fit_parts = self._make_parts(self._seen, torch.as_tensor(counts), l2)
-            return self._graph_fit_parts.features(v_users)
+            return make_parts(l2).features(v_users)
 
         g, t, p = features(blend.ridge_l2)
         pick = self._picker()
@@ -555,7 +535,6 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
                 else:
                     cands.append(({"threshold": tau, "warm_recall": rw}, _recall(s, sets, seen, all_cols, k)))
             blend.threshold = pick("threshold", cands)["threshold"]
-        del self._graph_fit_parts
         log.info("hybrid: blend chosen on validation (%d users): %s", len(v_users), blend.to_dict())
         return blend
 
@@ -720,7 +699,7 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
         users, items = module()
         warm = (counts > 0).to(self.device)
         item_graph = torch.where(warm[:, None], items, torch.zeros_like(items))
-        self.parts = HybridParts(users, item_graph, user0, item0, text_profiles(seen, text), text,
+        self.parts = HybridParts(users, item_graph, user0, item0, weighted_row_means(seen, text), text,
                                  text @ self._proj_weight.T, counts.float())
 
     # -- devices and persistence -------------------------------------------------------------

@@ -114,7 +114,6 @@ def read_new_items(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     Raises:
         hybridrec.data.DataError: the file is missing or unreadable (naming the line).
     """
-    from ..data.tabular import read_table
+    from ..data.tabular import read_frame
 
-    table = read_table(path, sep)
-    return pd.DataFrame({c: table.data[c] for c in table.columns})
+    return read_frame(path, sep)
