@@ -11,15 +11,35 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .resources import find_config
 
 class ConfigError(ValueError):
     """A configuration key or value that is not valid."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (no ``!!python`` tags) that also reads ``1e-3`` as a float.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-3``), so ``lr: 1e-3`` would
+    be the string ``"1e-3"``; YAML 1.2 and every ML user read it as a number."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str):
+    """Parse YAML text safely, reading ``1e-3``-style numbers as floats."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass
@@ -244,7 +264,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from None
     return parts, value
@@ -261,6 +281,10 @@ def merge(base: dict, update: dict) -> dict:
 def load_config(paths: list[str | os.PathLike] = (), overrides: list[str] = (), base: dict | None = None) -> Config:
     """Merge ``base``, YAML files (later wins) and ``key=value`` overrides into a Config.
 
+    A path that is not a file names a shipped config (``configs/gowalla.yaml`` or
+    ``gowalla``: :func:`~hybridrec.resources.find_config`), so installed copies work from
+    any folder.
+
     ``base`` (a mode's starting settings) sets its ``data.split_options`` as one whole: when
     a file or override names the split or sets the options mapping, the base's options are
     dropped, so a mode's options for its own split never leak into another split; a single
@@ -270,11 +294,12 @@ def load_config(paths: list[str | os.PathLike] = (), overrides: list[str] = (), 
     base_options = d.get("data", {}).pop("split_options", None)
     touched = False
     for p in paths:
-        p = Path(p)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} not found")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            p = find_config(p)
+        except FileNotFoundError as e:
+            raise ConfigError(str(e)) from None
+        try:
+            loaded = load_yaml(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML ({e})") from None
         if not isinstance(loaded, dict):

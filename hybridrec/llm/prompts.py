@@ -1,7 +1,8 @@
 """Prompt templates for LLM ranking, item-text sanitising and chat formatting.
 
-Templates are versioned text files in the repository's ``prompts/`` folder, e.g.
-``prompts/rank_candidates.v1.txt``; ``load_template("rank_candidates")`` takes the highest
+Templates are versioned text files in the ``prompts/`` folder shipped with the package
+(:func:`hybridrec.resources.shipped_dir`; ``$HYBRIDREC_PROMPTS`` names a user folder that
+overrides it), e.g. ``prompts/rank_candidates.v1.txt``; ``load_template("rank_candidates")`` takes the highest
 version. A template has sections (see the header of ``rank_candidates.v1.txt``): the
 ``[system]`` and ``[user]`` messages, the format of one ``[history_item]`` and one
 ``[candidate_item]`` line, the ``[answer]`` whose log-likelihood scores a candidate and the
@@ -23,12 +24,9 @@ import re
 import string
 import unicodedata
 from dataclasses import dataclass
-import os
 from pathlib import Path
 
-#: The repository's prompt folder.
-#: The repository's ``prompts/`` folder (an editable install's); ``$HYBRIDREC_PROMPTS`` overrides it.
-PROMPTS_DIR = Path(os.environ.get("HYBRIDREC_PROMPTS") or Path(__file__).resolve().parents[2] / "prompts")
+from ..resources import shipped_dir
 
 _SECTIONS = {  # section -> fields it may use
     "system": set(),
@@ -115,12 +113,13 @@ class PromptTemplate:
 
 def load_template(name: str = "rank_candidates", prompts_dir: str | Path | None = None) -> PromptTemplate:
     """Load a template by file path, by versioned name (``"rank_candidates.v1"``) or by
-    base name (``"rank_candidates"``: its highest version).
+    base name (``"rank_candidates"``: its highest version), from ``prompts_dir`` or the
+    shipped prompts folder.
 
     Raises:
         TemplateError: no such file (the message lists the templates there), or a parse error.
     """
-    folder = Path(prompts_dir) if prompts_dir is not None else PROMPTS_DIR
+    folder = Path(prompts_dir) if prompts_dir is not None else shipped_dir("prompts")
     path = Path(name).expanduser()
     if not path.is_file():
         versions = sorted(folder.glob(f"{name}.v*.txt"), key=lambda p: _version(p.stem))

@@ -1,6 +1,6 @@
 """The model registry: every scorer by name, built with checked settings, loaded from disk.
 
-Adding a model is one line in :data:`REGISTRY` (``name -> "module:Class"``); the class
+Adding a model is one line in :data:`REGISTRY` (:data:`hybridrec.catalog.MODEL_CLASSES`) (``name -> "module:Class"``); the class
 carries its capability flags (:class:`~hybridrec.models.base.Recommender`), which compare
 mode, distributed training and the contract tests read. Classes are imported on first use,
 so the registry can name models (the LLM ranker) whose modules import this package.
@@ -17,23 +17,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..catalog import MODEL_CLASSES
 from ..data import Vocabulary
 from .base import Recommender, accepted_settings
 
-#: name -> "module:Class" of every registered scorer.
-REGISTRY: dict[str, str] = {
-    "random": "hybridrec.models.random:RandomScores",
-    "popularity": "hybridrec.models.popularity:Popularity",
-    "mf": "hybridrec.models.mf:MF",
-    "lightgcn": "hybridrec.models.lightgcn:LightGCN",
-    "ngcf": "hybridrec.models.ngcf:NGCF",
-    "gfcf": "hybridrec.models.gfcf:GFCF",
-    "bspm": "hybridrec.models.bspm:BSPM",
-    "content": "hybridrec.models.content:ContentRecommender",
-    "hybrid": "hybridrec.models.hybrid:HybridRecommender",
-    "pinsage": "hybridrec.models.pinsage:PinSage",
-    "llm": "hybridrec.llm.ranker:LLMRanker",
-}
+#: name -> "module:Class" of every registered scorer (names listed in :mod:`hybridrec.catalog`).
+REGISTRY: dict[str, str] = MODEL_CLASSES
 
 
 class _Models(Mapping):
