@@ -9,7 +9,6 @@ kept per user and averaged at the end, so results do not depend on the batch siz
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 
@@ -210,16 +209,7 @@ def evaluate(
 
 
 def _batches(n: int, batch_size: int, progress: bool):
+    from ..progress import progress_bar
+
     starts = range(0, n, batch_size)
-    if not progress:
-        return starts
-    try:
-        from tqdm import tqdm
-    except ImportError:  # plain text fallback
-        def report(it):
-            for i in it:
-                print(f"\revaluating users {i}/{n}", end="", file=sys.stderr, flush=True)
-                yield i
-            print(f"\revaluating users {n}/{n}", file=sys.stderr)
-        return report(starts)
-    return tqdm(starts, desc="evaluate", unit="batch")
+    return progress_bar(starts, enabled=progress, desc="evaluate", unit="batch") if progress else starts

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..config import Config, ConfigError
 from ..data import Split
@@ -36,6 +35,7 @@ from ..io import write_csv, write_json, write_text
 from ..models import build_model, model_class
 from ..models.hybrid import parse_threshold as _parse_blend
 from ..models.registry import settings_for
+from ..progress import progress_bar
 from . import plots
 from .candidates import check_llm_settings
 from .common import check_settings, load_data, reusable_graph, seed_everything, split_data
@@ -159,7 +159,7 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
     cand_seeds = list(cc.seeds[:cc.candidate_seeds]) if with_llm else []
     full = {n: p for n, p in per_model.items() if n not in with_llm}
     n_jobs = len(cc.seeds) * len(full) + len(sweep_seeds) * len(thresholds) + len(cand_seeds)
-    bar = tqdm(total=n_jobs, desc="compare", disable=not progress, unit="model")
+    bar = progress_bar(total=n_jobs, desc="compare", enabled=progress, unit="model")
     for seed in cc.seeds:
         seed_everything(seed)
         split = split_data(cfg, data, seed)

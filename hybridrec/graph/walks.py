@@ -24,8 +24,8 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 import torch
-from tqdm import tqdm
 
+from ..progress import progress_bar
 
 class WalkGraph:
     """The item-user-item graph as two CSR index arrays (items -> users, users -> items).
@@ -146,7 +146,7 @@ def neighbour_table(graph: WalkGraph | sp.csr_matrix, n_walks: int = 50, walk_le
     bs = batch_size or max(1, 2 ** 22 // (n_walks * walk_length))
     parts = [importance_neighbours(g, torch.arange(s, min(s + bs, g.n_items), device=g.device),
                                    n_walks, walk_length, restart_p, top_t, generator)
-             for s in tqdm(range(0, g.n_items, bs), desc="random walks", unit="batch", disable=not progress,
+             for s in progress_bar(range(0, g.n_items, bs), desc="random walks", unit="batch", enabled=progress,
                            leave=False)]
     if not parts:
         return torch.empty((0, top_t), dtype=torch.long), torch.empty((0, top_t))

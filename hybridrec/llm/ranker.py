@@ -269,7 +269,7 @@ class LLMRanker(Recommender):
         Returns:
             :class:`CandidateScores` (scores ``[U, N]`` plus cost per user).
         """
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
         self._check_fitted()
         users = torch.as_tensor(users).cpu().numpy()
@@ -278,7 +278,7 @@ class LLMRanker(Recommender):
             raise ValueError(f"candidate_items must be [len(users)={len(users)}, N], got {items.shape}")
         texts = self._item_texts
         rows = []
-        for u, cand in zip(tqdm(users, desc="llm rank", unit="user", disable=not self.progress), items):
+        for u, cand in zip(progress_bar(users, desc="llm rank", unit="user", enabled=self.progress), items):
             rows.append(self.rank([texts[i] for i in self.user_history(int(u))], [texts[i] for i in cand]))
         return CandidateScores(
             scores=torch.as_tensor(np.stack([r.scores for r in rows]) if rows else np.zeros(items.shape)),

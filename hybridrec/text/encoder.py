@@ -153,13 +153,13 @@ class TextEncoder:
 
     def _run(self, texts: list[str]) -> torch.Tensor:
         """The model's outputs for ``texts``, in batches of similar length (less padding)."""
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
         model = self.model
         order = sorted(range(len(texts)), key=lambda k: -len(texts[k]))
         out = [None] * len(texts)
-        with tqdm(total=len(texts), desc=f"encode {Path(self.name).name}", unit="text",
-                  disable=not self.progress) as bar:
+        with progress_bar(total=len(texts), desc=f"encode {Path(self.name).name}", unit="text",
+                          enabled=self.progress) as bar:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
                 emb = model.encode([texts[k] for k in idx], batch_size=len(idx), convert_to_tensor=True,

@@ -12,10 +12,10 @@ from typing import Callable
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..config import TrainConfig
 from ..data import Interactions, Split
+from ..progress import progress_bar
 
 log = logging.getLogger("hybridrec.train")
 
@@ -73,7 +73,7 @@ def fit_loop(
     hist = TrainHistory()
     best_state, bad_evals = None, 0
     t0 = time.perf_counter()
-    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, disable=not (cfg.progress and show_progress), unit="epoch")
+    bar = progress_bar(range(1, cfg.epochs + 1), desc=desc, enabled=cfg.progress and show_progress, unit="epoch")
     for epoch in bar:
         module.train()
         row = {"epoch": epoch, **run_epoch(epoch)}
