@@ -16,14 +16,19 @@ from pathlib import Path
 
 import yaml
 
+from . import __version__
+from .catalog import check_dataset_name, check_model_names
 from .config import Config, ConfigError, load_config
 from .experiments.modes import MODES
+from .io import write_text
+from .versions import write_versions
+
 log = logging.getLogger("hybridrec")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str = "python -m hybridrec.run") -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m hybridrec.run",
+        prog=prog,
         description="Train and evaluate recommenders on one harness (full ranking, training items masked).",
     )
     p.add_argument("--mode", choices=list(MODES), help="what to run (default: from config, 'collab')")
@@ -47,7 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="update: CSV/TSV/Parquet of new interactions (user_id, item_id) to fold into --load; "
                         "unknown items need their text in --new-items")
     p.add_argument("--top-k", type=int, default=20, help="users listed per new item (default 20)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (bars are drawn only on a terminal; "
+                   "HYBRIDREC_PROGRESS=always draws them into logs too, TQDM_DISABLE=1 turns them off)")
+    p.add_argument("--version", action="version", version=f"hybridrec {__version__}")
     return p.parse_args(argv)
 
 
@@ -97,6 +104,30 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def precheck(cfg: Config, args: argparse.Namespace) -> None:
+    """Checks by name only (no torch, no data): a mistyped model or data set, a missing
+    ``--new-items`` file or a bad ``--top-k`` fails in well under a second, before any run
+    folder exists. The mode's own check (model settings) follows, still before the folder."""
+    mode = cfg.run.mode
+    if mode in ("collab", "cold", "hybrid"):
+        check_model_names([m.strip() for m in cfg.model.name.split(",") if m.strip()])
+    elif mode == "compare":
+        check_model_names(cfg.compare.models, "compare.models")
+    elif mode == "llm":
+        check_model_names(cfg.candidates.baselines, "candidates.baselines")
+    if mode != "update":
+        check_dataset_name(cfg.data.dataset)
+    if args.new_items is not None and not Path(args.new_items).expanduser().is_file():
+        raise ConfigError(f"--new-items {args.new_items}: no such file")
+    if args.interactions is not None and not Path(args.interactions).expanduser().is_file():
+        raise ConfigError(f"--interactions {args.interactions}: no such file")
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
+    out = Path(cfg.run.out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"run.out_dir {out} exists and is not a folder; pass --out-dir <folder>")
+
+
 def resolve_device(name: str) -> str:
     import torch
 
@@ -139,10 +170,11 @@ def setup_logging(run_dir: Path, rank: int | None = None) -> None:
     logging.getLogger("py.warnings").addHandler(fh)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m hybridrec.run") -> int:
+    args = parse_args(argv, prog)
     try:
         cfg = build_config(args)
+        precheck(cfg, args)
         cfg.run.device = resolve_device(cfg.run.device)
         MODES[cfg.run.mode].check(cfg)
     except (ConfigError, ValueError, RuntimeError) as e:  # settings, or a model that is not installed
@@ -168,7 +200,8 @@ def _run(cfg: Config, args: argparse.Namespace, dist) -> int:
         run_dir = Path(dist.broadcast(str(make_run_dir(cfg)) if dist.is_main else None))
     setup_logging(run_dir, None if dist is None else dist.rank)
     if dist is None or dist.is_main:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_versions(run_dir, cfg.run.device)
     log.info("run folder %s; config %s", run_dir, json.dumps(cfg.to_dict()))
     try:
         report = MODES[cfg.run.mode].run(cfg, run_dir, new_items=args.new_items, top_k=args.top_k,

@@ -26,6 +26,7 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
     """
     _, split = load_and_split(cfg)  # logs the load time and the split
     write_json(run_dir / "split.json", split.summary(), default=str)
+    write_item_titles(run_dir, split.train)
 
     per_model = model_params(cfg.model.name, cfg.model.params)
     dist = distributed.context(cfg.run.device)
@@ -70,6 +71,15 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
         write_csv(run_dir / "new_items_top_users.csv", new_rows)
     title = run_title(cfg, split, "full ranking, training items masked", sizes=True)
     return title + "\n" + results_table(rows)
+
+
+def write_item_titles(run_dir: Path, data) -> None:
+    """``items.csv`` (item_id, title) beside the saved models, so ``hybridrec recommend``
+    shows titles; nothing when the data set has no titles."""
+    table = data.item_table
+    if table is None or "title" not in table.columns or not (table["title"] != "").any():
+        return
+    write_csv(run_dir / "items.csv", [{"item_id": i, "title": t} for i, t in zip(data.item_vocab.ids, table["title"])])
 
 
 def _write_share(folder: Path, name: str, dist, model, fit_s: float) -> None:
