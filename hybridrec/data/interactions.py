@@ -94,6 +94,22 @@ class Interactions:
             f"text={self.item_table is not None})"
         )
 
+    # -- other libraries ---------------------------------------------------------------
+    @classmethod
+    def from_pandas(cls, interactions: pd.DataFrame, items: pd.DataFrame | None = None, *,
+                    user_col: str = "user_id", item_col: str = "item_id",
+                    time_col: str | None = None, rating_col: str | None = None,
+                    item_id_col: str | None = None, text_cols: dict | None = None,
+                    time_unit: str = "s", name: str = "pandas", options=None) -> "Interactions":
+        """Interactions from DataFrames, parsed and cleaned exactly as the ``csv`` loader
+        parses and cleans files with the same rows; see
+        :func:`hybridrec.data.frames.load_frames` for the arguments."""
+        from .frames import load_frames  # frames builds on this module
+
+        return load_frames(interactions, items, user_col=user_col, item_col=item_col,
+                           time_col=time_col, rating_col=rating_col, item_id_col=item_id_col,
+                           text_cols=text_cols, time_unit=time_unit, name=name, options=options)
+
     # -- views -------------------------------------------------------------------------
     def subset(self, mask_or_index: np.ndarray, name: str | None = None) -> "Interactions":
         """The rows selected by a boolean mask or index array; vocabularies are shared."""
