@@ -16,6 +16,11 @@ name                files (in the data set's folder)           text / time
 ``amazon-book``
 ``csv``             ``interactions=`` file, optional           from the items file / if
                     ``items=`` file (CSV, TSV or parquet)      ``time_col`` is given
+``huggingface``     path: a hub name, or a local file read     from ``items=`` / if
+                    by ``datasets`` (:func:`.hf.load_hf`)      ``time_col`` is given
+``amazon-2023``     path: the reviews file or category,        title, description,
+                    ``meta=``: the metadata (Amazon Reviews    genres from ``meta`` / yes
+                    2023 layout, :func:`.hf.load_amazon2023`)
 =================== ========================================== ==========================
 """
 
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from .build import LoadOptions
+from .hf import load_amazon2023, load_hf
 from .interactions import Interactions
 from .lightgcn_format import load_lightgcn
 from .movielens import load_ml_1m, load_ml_100k, load_ml_latest
@@ -47,10 +53,11 @@ class DatasetSpec:
     Attributes:
         name: registry name.
         load: ``(folder, LoadOptions) -> Interactions`` for folder data sets; for
-            ``synthetic`` and ``csv``, the function taking the options itself.
+            ``"generated"`` and ``"files"`` ones, the function taking the options itself.
         options: the option names :func:`load_dataset` accepts for it.
         kind: ``"folder"`` (found by :func:`~hybridrec.data.paths.resolve_dataset_dir`),
-            ``"generated"`` or ``"files"`` (``csv``).
+            ``"generated"`` or ``"files"`` (``csv``, ``huggingface``, ``amazon-2023``: the
+            path is handed to the loader as given).
         source: where a folder data set is downloaded from (None: it is not).
     """
 
@@ -80,6 +87,22 @@ def _lightgcn(name: str) -> Source:
 _CSV_OPTIONS = tuple(p for p in inspect.signature(load_csv).parameters
                      if p not in ("path", "options"))
 
+
+def _named_options(load, *skip: str) -> tuple[str, ...]:
+    """A loader's keyword options; its ``**load_kwargs`` arrive as one ``load_kwargs`` dict."""
+    params = inspect.signature(load).parameters.values()
+    return (*(p.name for p in params if p.kind == p.KEYWORD_ONLY and p.name not in skip),
+            "load_kwargs")
+
+
+def _hugging_face(load, what: str):
+    """``(path, options, load_kwargs=None, **named)`` for a ``datasets`` loader."""
+    def run(path, *, options: LoadOptions, load_kwargs: dict | None = None, **named):
+        if path is None:
+            raise ValueError(f"the {what} data set needs a path: a local file or a hub name")
+        return load(str(path), options=options, **named, **dict(load_kwargs or {}))
+    return run
+
 DATASETS: dict[str, DatasetSpec] = {
     "synthetic": DatasetSpec("synthetic", generate_synthetic,
                              tuple(inspect.signature(generate_synthetic).parameters), "generated"),
@@ -90,6 +113,13 @@ DATASETS: dict[str, DatasetSpec] = {
     **{name: _folder(name, partial(load_lightgcn, name=name), _lightgcn(name), _NO_RATINGS)
        for name in ("gowalla", "yelp2018", "amazon-book")},
     "csv": DatasetSpec("csv", load_csv, (*CLEANING_OPTIONS, *_CSV_OPTIONS), "files"),
+    "huggingface": DatasetSpec(
+        "huggingface", _hugging_face(load_hf, "huggingface"),
+        (*CLEANING_OPTIONS, *_named_options(load_hf, "options")), "files"),
+    "amazon-2023": DatasetSpec(
+        "amazon-2023", _hugging_face(load_amazon2023, "amazon-2023"),
+        (*CLEANING_OPTIONS, "meta", *_named_options(load_amazon2023, "options",
+                                                    "rating_threshold")), "files"),
 }
 
 #: Every name :func:`load_dataset` knows.
@@ -101,14 +131,18 @@ def load_dataset(name: str, path: str | Path | None = None, **options) -> Intera
 
     Args:
         name: one of :data:`DATASET_NAMES`.
-        path: the data set's folder (for ``csv``: a folder or the interactions file);
+        path: the data set's folder (for ``csv``: a folder or the interactions file; for
+            ``huggingface``: a hub name or a local file; for ``amazon-2023``: the reviews
+            file or category);
             ``None`` looks in ``$HYBRIDREC_DATA/<name>``, then the download cache, and
             downloads when allowed (``download=False`` turns that off).
         **options: cleaning options (:data:`CLEANING_OPTIONS`: ``rating_threshold``,
             ``min_user_interactions``, ``min_item_interactions``, ``duplicates``,
             ``on_bad_rows``, ``missing_items``), ``download``, and the data set's own (the
             ``csv`` column names; :func:`~hybridrec.data.synthetic.generate_synthetic`'s
-            arguments for ``synthetic``).
+            arguments for ``synthetic``; :func:`~hybridrec.data.hf.load_hf`'s and
+            :func:`~hybridrec.data.hf.load_amazon2023`'s, with ``load_kwargs`` a dict for
+            ``datasets.load_dataset``).
 
     Raises:
         ValueError: unknown name or option (the message lists the valid ones).
