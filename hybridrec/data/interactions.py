@@ -110,6 +110,21 @@ class Interactions:
                            time_col=time_col, rating_col=rating_col, item_id_col=item_id_col,
                            text_cols=text_cols, time_unit=time_unit, name=name, options=options)
 
+    def to_pyg(self):
+        """A ``torch_geometric.data.HeteroData`` user-item graph; see
+        :func:`hybridrec.data.pyg.to_pyg`."""
+        from .pyg import to_pyg
+
+        return to_pyg(self)
+
+    @classmethod
+    def from_pyg(cls, data, *, name: str | None = None,
+                 edge_type: tuple[str, str, str] = ("user", "interacts", "item")) -> "Interactions":
+        """The inverse of :meth:`to_pyg`; see :func:`hybridrec.data.pyg.from_pyg`."""
+        from .pyg import from_pyg
+
+        return from_pyg(data, name=name, edge_type=edge_type)
+
     # -- views -------------------------------------------------------------------------
     def subset(self, mask_or_index: np.ndarray, name: str | None = None) -> "Interactions":
         """The rows selected by a boolean mask or index array; vocabularies are shared."""
