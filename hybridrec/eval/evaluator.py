@@ -97,6 +97,9 @@ def _check_scores(s, b: int, n_items: int, device) -> Tensor:
         shape = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
         raise ValueError(f"score_users must return a [{b}, {n_items}] tensor, got {shape}")
     s = s.detach().to(device)
+    if torch.isnan(s).any():  # NaN ranks arbitrarily: metrics from it would be made up
+        raise ValueError(f"the model gave NaN scores ({int(torch.isnan(s).any(1).sum())} of {b} users in a batch); "
+                         "its weights are not finite, usually because training diverged: lower train.lr")
     if s.dtype not in (torch.float32, torch.float64):
         s = s.float()
     elif s._base is not None or not s.is_contiguous():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -43,6 +44,32 @@ class TrainHistory:
         }
 
 
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite or exploding loss, or non-finite weights."""
+
+
+#: an epoch loss above this many times ``max(first epoch's loss, 1)`` counts as exploding.
+EXPLODE_FACTOR = 1e3
+
+
+def check_divergence(module: nn.Module, row: dict, first_loss: float | None, cfg: TrainConfig) -> None:
+    """Raise :class:`TrainingDiverged` when the epoch's loss is NaN/inf or has exploded, or
+    a weight is no longer finite; the message names the likely cause and what to change."""
+    loss = row.get("loss")
+    problem = None
+    if loss is not None and not math.isfinite(loss):
+        problem = f"the loss is {loss}"
+    elif loss is not None and first_loss is not None and loss > EXPLODE_FACTOR * max(first_loss, 1.0):
+        problem = f"the loss exploded from {first_loss:.4g} to {loss:.4g}"
+    elif not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+        problem = "the weights are no longer finite"
+    if problem:
+        raise TrainingDiverged(
+            f"training diverged at epoch {row['epoch']}: {problem}. The learning rate (train.lr={cfg.lr:g}) is "
+            f"likely too high, or the L2 weight (train.l2={cfg.l2:g}) too large: lower them, e.g. "
+            f"--set train.lr={cfg.lr / 10:g}")
+
+
 def _default_postfix(row: dict) -> dict:
     return {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items() if k != "epoch"}
 
@@ -64,20 +91,24 @@ def fit_loop(
     start comes next. Every ``cfg.eval_every`` epochs, ``validate()`` runs in eval mode and
     its value is stored under ``cfg.valid_metric`` (higher is better): the best weights are
     kept and restored at the end, and training stops after ``cfg.patience`` evaluations
-    without improvement. Without validation the last epoch is kept. The progress bar
+    without improvement. Without validation the last epoch is kept. A NaN/inf or exploding
+    loss, or non-finite weights, stop training with :class:`TrainingDiverged`. The progress bar
     (``desc``; shown when ``cfg.progress`` and ``show_progress``) shows ``postfix(row)``,
     by default every value but the epoch. Returns the :class:`TrainHistory`; ``module``
     is left in eval mode.
     """
     do_valid = validate is not None and cfg.eval_every > 0
     hist = TrainHistory()
-    best_state, bad_evals = None, 0
+    best_state, bad_evals, first_loss = None, 0, None
     t0 = time.perf_counter()
     bar = progress_bar(range(1, cfg.epochs + 1), desc=desc, enabled=cfg.progress and show_progress, unit="epoch")
     for epoch in bar:
         module.train()
         row = {"epoch": epoch, **run_epoch(epoch)}
         row["seconds"] = time.perf_counter() - t0
+        if first_loss is None:  # the untrained model's loss, when the epoch measured it, else epoch 1's
+            first_loss = getattr(run_epoch, "initial_loss", None) or row.get("loss")
+        check_divergence(module, row, first_loss, cfg)
         if do_valid and epoch % cfg.eval_every == 0:
             module.eval()
             row[cfg.valid_metric] = value = validate()
@@ -115,7 +146,8 @@ def minibatch_epoch(
     """A ``run_epoch`` for :func:`fit_loop`: each epoch visits rows ``0..n-1`` in a random
     order drawn from ``generator`` (one ``torch.randperm``), in batches of ``batch_size``;
     ``step(rows)`` returns the batch's loss, which is minimised with ``optimizer``.
-    The epoch reports ``{"loss": mean batch loss}``."""
+    The epoch reports ``{"loss": mean batch loss}``; ``run_epoch.initial_loss`` keeps the
+    very first batch's loss (before any update), the reference for divergence checks."""
     n_batches = (n + batch_size - 1) // batch_size
 
     def run_epoch(epoch: int) -> dict:
@@ -123,11 +155,15 @@ def minibatch_epoch(
         total = torch.zeros((), device=device)
         for b in range(n_batches):
             loss = step(perm[b * batch_size : (b + 1) * batch_size])
+            if run_epoch.initial_loss is None:
+                run_epoch.initial_loss = float(loss.detach())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach()
         return {"loss": float(total) / n_batches}
+
+    run_epoch.initial_loss = None
 
     return run_epoch
 

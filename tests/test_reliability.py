@@ -1,0 +1,134 @@
+"""Reliability: no run reports garbage as a result, bad settings and paths fail early and
+clearly, and interrupted writes leave nothing that a later write or read trips over."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from hybridrec.config import Config, TrainConfig
+from hybridrec.data import generate_synthetic, make_split
+from hybridrec.eval import evaluate
+from hybridrec.io import atomic_folder, clean_stale, csv_cell, write_csv, write_json
+from hybridrec.models import MF, LightGCN, load_model
+from hybridrec.run import main, make_run_dir
+from hybridrec.train import TrainingDiverged
+
+SMALL = ["--dataset", "synthetic", "--set", "data.options={n_users: 200, n_items: 150}", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def split():
+    return make_split(generate_synthetic(n_users=200, n_items=150, seed=0), "leave_last_out", n_valid=1, seed=0)
+
+
+# -- 1. diverged training never reports metrics ------------------------------------------
+@pytest.mark.parametrize("model, train, message", [
+    (MF, {"lr": 1e30}, "the loss is nan"),
+    (MF, {"lr": float("inf")}, "train.lr=inf"),
+    (LightGCN, {"lr": 1000.0, "l2": 1000.0}, "exploded"),
+])
+def test_diverging_training_stops_with_the_likely_cause(split, model, train, message):
+    m = model(dim=16, train=TrainConfig(epochs=3, progress=False, **train))
+    with pytest.raises(TrainingDiverged, match=message) as e:
+        m.fit(split.train, split.valid)
+    assert "lower" in str(e.value) and "train.lr" in str(e.value)
+
+
+def test_diverged_run_exits_non_zero_without_metrics(tmp_path, capsys):
+    code = main(["--model", "mf,lightgcn", *SMALL, "--set", "train.lr=1.0e+30", "--out-dir", str(tmp_path)])
+    assert code != 0
+    assert "training diverged" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("metrics.json"))
+
+
+def test_evaluator_refuses_nan_scores(split):
+    def nan_scores(users):
+        s = torch.rand(len(users), split.n_items)
+        s[0, 3] = float("nan")
+        return s
+
+    with pytest.raises(ValueError, match="NaN scores"):
+        evaluate(nan_scores, split)
+
+
+def test_json_is_always_valid_and_csv_cells_are_inert(tmp_path):
+    p = write_json(tmp_path / "m.json", {"recall": float("nan"), "t": [float("inf"), -float("inf"), 0.5]})
+    text = p.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"recall": None, "t": ["inf", "-inf", 0.5]}
+    assert [csv_cell(v) for v in ["=cmd|' /C calc'!A1", "+1+1", "@SUM(A1)", "-x", "-1.5", "u42", 3]] == \
+        ["'=cmd|' /C calc'!A1", "'+1+1", "'@SUM(A1)", "'-x", "-1.5", "u42", 3]
+    write_csv(tmp_path / "r.csv", [{"user_id": "=HYPERLINK(\"x\")", "score": -1.0}])
+    assert (tmp_path / "r.csv").read_text().splitlines()[1].startswith('"\'=HYPERLINK')
+
+
+# -- 7. interrupted writes ---------------------------------------------------------------
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_leftovers_of_a_killed_writer_are_removed_and_a_lost_save_is_put_back(tmp_path):
+    host, dead = socket.gethostname().replace("-", "_"), _dead_pid()
+    atomic_folder(tmp_path / "model", lambda d: (d / "w").write_text("v1"))
+    # killed between moving the old copy aside and renaming the new one in: only leftovers
+    os.replace(tmp_path / "model", tmp_path / f".model.old-{host}-{dead}-abc")
+    (tmp_path / f".model.tmp-{host}-{dead}-def").mkdir()
+    (tmp_path / f".cache.json.tmp-{host}-{dead}-x.tmp").write_text("half")
+    (tmp_path / f".model.tmp-{host}-{os.getpid()}-live").mkdir()  # a live writer's: kept
+    clean_stale(tmp_path / "model")
+    assert (tmp_path / "model" / "w").read_text() == "v1"
+    assert not (tmp_path / f".model.tmp-{host}-{dead}-def").exists()
+    assert (tmp_path / f".model.tmp-{host}-{os.getpid()}-live").exists()
+    write_json(tmp_path / "cache.json", {})
+    assert not (tmp_path / f".cache.json.tmp-{host}-{dead}-x.tmp").exists()
+    atomic_folder(tmp_path / "model", lambda d: (d / "w").write_text("v2"))  # later saves work
+    assert (tmp_path / "model" / "w").read_text() == "v2"
+
+
+def test_load_model_recovers_a_save_killed_mid_swap(tmp_path, split):
+    m = MF(dim=8, train=TrainConfig(epochs=1, progress=False)).fit(split.train)
+    m.save(tmp_path / "mf")
+    host, dead = socket.gethostname().replace("-", "_"), _dead_pid()
+    os.replace(tmp_path / "mf", tmp_path / f".mf.old-{host}-{dead}-zz")
+    loaded = load_model(tmp_path / "mf")
+    users = list(split.train.user_vocab.ids[:3])
+    np.testing.assert_allclose(loaded.score(users), m.score(users))
+
+
+# -- 9. run folders ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/b", "..", "~x"])
+def test_run_names_stay_inside_out_dir(tmp_path, capsys, name):
+    assert main(["--model", "popularity", *SMALL, "--out-dir", str(tmp_path / "runs"), "--set",
+                 f"run.name={name}"]) == 2
+    assert "plain folder name" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_concurrent_runs_with_one_name_get_their_own_folders(tmp_path):
+    cfg = Config()
+    cfg.run.out_dir, cfg.run.name = str(tmp_path), "same"
+    with ThreadPoolExecutor(8) as ex:
+        dirs = list(ex.map(lambda _: make_run_dir(cfg), range(30)))
+    assert len({str(d) for d in dirs}) == 30 and all(d.is_dir() for d in dirs)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: (p / "file").write_text(""), "exists and is not a folder"),
+])
+def test_bad_out_dir_is_a_one_line_error(tmp_path, capsys, make, message):
+    make(tmp_path)
+    assert main(["--model", "popularity", *SMALL, "--out-dir", str(tmp_path / "file")]) == 2
+    assert message in capsys.readouterr().err
+    assert main(["--model", "popularity", *SMALL, "--out-dir", str(tmp_path / "file" / "sub")]) == 2
+    assert "Not a directory" in capsys.readouterr().err
