@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 from importlib import metadata
 from pathlib import Path
 
@@ -168,6 +169,7 @@ def load_llm(name: str | os.PathLike | None = None, device: str | torch.device =
     path = resolve_model(name)
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     attempts = [True] if Path(path).is_dir() or offline else [True, False]
+    converted = (name is None or os.fspath(name) in _DEFAULT_NAMES)
     error = None
     for local_only in attempts:
         try:
@@ -177,6 +179,18 @@ def load_llm(name: str | os.PathLike | None = None, device: str | torch.device =
             break
         except Exception as e:  # keep the last reason for the message below
             error = e
+            if converted:  # our own cached conversion is damaged: build it again, once
+                log.warning("the converted LLM folder %s is damaged (%s: %s); converting again", path,
+                            type(e).__name__, e)
+                shutil.rmtree(path, ignore_errors=True)
+                path, converted = resolve_model(name), False
+                try:
+                    with no_load_bars():
+                        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+                        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+                    break
+                except Exception as e2:
+                    error = e2
     else:
         where = "the folder" if Path(path).is_dir() else "the Hugging Face cache or hub"
         raise LLMLoadError(f"could not load LLM {path!r} from {where} ({type(error).__name__}: {error}); "

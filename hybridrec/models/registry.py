@@ -19,6 +19,7 @@ import torch
 
 from ..catalog import MODEL_CLASSES
 from ..data import Vocabulary
+from ..io import clean_stale
 from .base import Recommender, accepted_settings
 
 #: name -> "module:Class" of every registered scorer (names listed in :mod:`hybridrec.catalog`).
@@ -95,6 +96,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Recommen
     from safetensors.torch import load_file
 
     path = Path(path)
+    clean_stale(path)  # a save killed mid-swap leaves the last complete copy aside: put it back
     cfg_path, w_path = path / "config.json", path / "weights.safetensors"
     if not cfg_path.is_file() or not w_path.is_file():
         raise FileNotFoundError(f"{path} is not a saved hybridrec model (needs config.json and weights.safetensors)")
