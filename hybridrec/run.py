@@ -121,6 +121,8 @@ def precheck(cfg: Config, args: argparse.Namespace) -> None:
         raise ConfigError(f"--new-items {args.new_items}: no such file")
     if args.interactions is not None and not Path(args.interactions).expanduser().is_file():
         raise ConfigError(f"--interactions {args.interactions}: no such file")
+    if cfg.run.name is not None:
+        check_run_name(cfg.run.name)
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
     out = Path(cfg.run.out_dir).expanduser()
@@ -139,16 +141,37 @@ def resolve_device(name: str) -> str:
 
 
 def make_run_dir(cfg: Config) -> Path:
+    """A new run folder ``out_dir/<name>`` (``-2``, ``-3``, ... when taken), created with one
+    ``mkdir`` each try, so concurrent runs with one name never share or race for a folder."""
     what = cfg.run.mode if cfg.run.mode in ("compare", "llm") else cfg.model.name.replace(",", "+")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = cfg.run.name or (f"update-{stamp}" if cfg.run.mode == "update" else f"{cfg.data.dataset}-{what}-{stamp}")
-    run_dir = Path(cfg.run.out_dir) / name
-    n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = Path(cfg.run.out_dir) / f"{name}-{n}"
-    run_dir.mkdir(parents=True)
-    return run_dir
+    check_run_name(name)
+    out = Path(cfg.run.out_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create run.out_dir {out}: {e.strerror or e}; pass --out-dir <writable folder>") from None
+    for n in range(1, 10_000):
+        run_dir = out / (name if n == 1 else f"{name}-{n}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ConfigError(f"cannot create run folder {run_dir}: {e.strerror or e}; "
+                              "pass --out-dir <writable folder>") from None
+    raise ConfigError(f"{out} already holds 9999 runs named {name!r}; pick another run.name")
+
+
+def check_run_name(name: str) -> None:
+    """A run name is one folder name inside ``out_dir``: no path separators, not ``.``/``..``."""
+    bad = (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
+           or Path(name).is_absolute() or name.startswith("~"))
+    if bad:
+        raise ConfigError(f"run.name {name!r} must be a plain folder name inside run.out_dir "
+                          "(no '/', '..' or absolute paths); use --out-dir to choose where runs go")
 
 
 def setup_logging(run_dir: Path, rank: int | None = None) -> None:
@@ -194,10 +217,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m hybridrec.run") -
 
 
 def _run(cfg: Config, args: argparse.Namespace, dist) -> int:
-    if dist is None:
-        run_dir = make_run_dir(cfg)
-    else:  # one run folder, made by the main process
-        run_dir = Path(dist.broadcast(str(make_run_dir(cfg)) if dist.is_main else None))
+    try:
+        if dist is None:
+            run_dir = make_run_dir(cfg)
+        else:  # one run folder, made by the main process
+            run_dir = Path(dist.broadcast(str(make_run_dir(cfg)) if dist.is_main else None))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     setup_logging(run_dir, None if dist is None else dist.rank)
     if dist is None or dist.is_main:
         write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
