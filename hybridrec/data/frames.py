@@ -211,6 +211,8 @@ def as_strings(values: pd.Series, source: str, column: str, *, join_lists: bool)
         return _float_strings(values.to_numpy(np.float64))
     if dtype.kind == "M":
         return _datetime_strings(values)
+    if isinstance(dtype, pd.StringDtype):  # no lists possible: vectorised
+        return values.str.strip().fillna("").to_numpy(dtype=object)
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values.to_numpy(dtype=object)):
         if isinstance(v, (list, tuple, np.ndarray)):
