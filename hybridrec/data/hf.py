@@ -81,7 +81,11 @@ def read_hf(source: str, *, split: str = "train", data_files=None, config: str |
     Raises:
         DataError: the source cannot be read, or lacks a column (named, with its columns).
     """
-    import datasets  # heavy: imported only when a source is read
+    try:
+        import datasets  # heavy: imported only when a source is read
+    except ImportError as err:
+        raise ImportError(f"Hugging Face sources need the datasets package ({err}); "
+                          "pip install datasets") from err
 
     if load_kwargs.get("streaming"):
         raise ValueError("streaming sources are not supported: the data is loaded whole")
