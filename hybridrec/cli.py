@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from . import __version__
 
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         from .run import main as run_main
 
         return run_main(rest, prog="hybridrec run")
-    from .recommend import run_recommend
+    from .experiments.recommend import run_recommend
 
     args = recommend_parser().parse_args(rest)
     return run_recommend(args)

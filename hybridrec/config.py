@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .resources import find_config
+from .support.resources import find_config
 
 class ConfigError(ValueError):
     """A configuration key or value that is not valid."""
@@ -106,6 +107,17 @@ class TrainConfig:
     valid_metric: str = "recall@20"
     progress: bool = True
 
+    def __post_init__(self):
+        _at_least(self, "train", epochs=1, batch_size=1, eval_every=0, patience=1)
+        for name, low in (("lr", 0.0), ("l2", None)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
+                    v <= low if low is not None else v < 0):
+                raise ConfigError(f"train.{name} must be a finite number {'> 0' if low is not None else '>= 0'}, "
+                                  f"got {v!r}")
+        if self.negatives not in ("uniform", "hard"):
+            raise ConfigError(f"train.negatives must be 'uniform' or 'hard', got {self.negatives!r}")
+
 
 @dataclass
 class EvalConfig:
@@ -122,6 +134,21 @@ class EvalConfig:
     ks: list = field(default_factory=lambda: [10, 20])
     metrics: list = field(default_factory=lambda: ["recall", "precision", "ndcg", "mrr", "hitrate"])
     batch_size: int | None = None
+
+    def __post_init__(self):
+        if self.batch_size is not None:
+            _at_least(self, "eval", batch_size=1)
+        ks = self.ks if isinstance(self.ks, list) else [self.ks]
+        if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+            raise ConfigError(f"eval.ks must be a list of positive integers, got {self.ks!r}")
+
+
+def _at_least(section, where: str, **minimums) -> None:
+    """Raise ConfigError for an integer field of ``section`` that is not an integer >= its minimum."""
+    for name, low in minimums.items():
+        v = getattr(section, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(f"{where}.{name} must be an integer >= {low}, got {v!r}")
 
 
 @dataclass

@@ -17,11 +17,11 @@ from pathlib import Path
 import yaml
 
 from . import __version__
-from .catalog import check_dataset_name, check_model_names
+from .support.catalog import check_dataset_name, check_model_names
 from .config import Config, ConfigError, load_config
 from .experiments.modes import MODES
 from .io import write_text
-from .versions import write_versions
+from .support.versions import write_versions
 
 log = logging.getLogger("hybridrec")
 
@@ -130,16 +130,6 @@ def precheck(cfg: Config, args: argparse.Namespace) -> None:
         raise ConfigError(f"run.out_dir {out} exists and is not a folder; pass --out-dir <folder>")
 
 
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA GPU; use --device cpu")
-    return name
-
-
 def make_run_dir(cfg: Config) -> Path:
     """A new run folder ``out_dir/<name>`` (``-2``, ``-3``, ... when taken), created with one
     ``mkdir`` each try, so concurrent runs with one name never share or race for a folder."""
@@ -198,8 +188,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m hybridrec.run") -
     try:
         cfg = build_config(args)
         precheck(cfg, args)
+        from .experiments.common import resolve_device
+
         cfg.run.device = resolve_device(cfg.run.device)
         MODES[cfg.run.mode].check(cfg)
+        if cfg.run.mode != "update":
+            from .data.splits import check_split_options
+
+            check_split_options(cfg.data.split, **cfg.data.split_options)
     except (ConfigError, ValueError, RuntimeError) as e:  # settings, or a model that is not installed
         print(f"error: {e}", file=sys.stderr)
         return 2

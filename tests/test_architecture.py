@@ -68,4 +68,4 @@ def test_no_import_cycles_between_modules():
 
 def test_the_top_level_holds_only_the_entry_points():
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert loose == ["__init__.py", "config.py", "io.py", "run.py"]
+    assert loose == ["__init__.py", "__main__.py", "cli.py", "config.py", "io.py", "run.py"]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from hybridrec.config import Config, ConfigError, load_config, load_yaml
-from hybridrec.progress import show_progress
-from hybridrec.resources import find_config, list_configs, shipped_dir
+from hybridrec.support.progress import show_progress
+from hybridrec.support.resources import find_config, list_configs, shipped_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--dataset", "synthetic", "--set", "data.options={n_users: 200, n_items: 150}",
@@ -143,3 +143,12 @@ def test_console_script_and_version(tmp_path):
     assert out.returncode == 2 and "invalid choice" in out.stderr
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"hybridrec": "hybridrec.cli:main"}
+
+
+def test_the_light_catalog_names_what_the_registries_build():
+    from hybridrec.data.loaders import DATASETS
+    from hybridrec.models.registry import REGISTRY
+    from hybridrec.support.catalog import DATASET_NAMES, MODEL_CLASSES
+
+    assert DATASET_NAMES == tuple(DATASETS)
+    assert MODEL_CLASSES is REGISTRY

@@ -212,7 +212,7 @@ def evaluate(
 
 
 def _batches(n: int, batch_size: int, progress: bool):
-    from ..progress import progress_bar
+    from ..support.progress import progress_bar
 
     starts = range(0, n, batch_size)
     return progress_bar(starts, enabled=progress, desc="evaluate", unit="batch") if progress else starts

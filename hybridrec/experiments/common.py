@@ -16,6 +16,15 @@ from ..models.registry import model_class, model_settings, settings_for
 log = logging.getLogger("hybridrec.experiments")
 
 
+def resolve_device(name: str) -> str:
+    """``auto`` -> cuda when torch sees a GPU, else cpu; a cuda device without a GPU is an error."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+    return name
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

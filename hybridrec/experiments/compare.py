@@ -35,7 +35,7 @@ from ..io import write_csv, write_json, write_text
 from ..models import build_model, model_class
 from ..models.hybrid import parse_threshold as _parse_blend
 from ..models.registry import settings_for
-from ..progress import progress_bar
+from ..support.progress import progress_bar
 from . import plots
 from .candidates import check_llm_settings
 from .common import check_settings, load_data, reusable_graph, seed_everything, split_data

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..progress import progress_bar
+from ..support.progress import progress_bar
 
 class WalkGraph:
     """The item-user-item graph as two CSR index arrays (items -> users, users -> items).

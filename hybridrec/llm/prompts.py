@@ -1,7 +1,7 @@
 """Prompt templates for LLM ranking, item-text sanitising and chat formatting.
 
 Templates are versioned text files in the ``prompts/`` folder shipped with the package
-(:func:`hybridrec.resources.shipped_dir`; ``$HYBRIDREC_PROMPTS`` names a user folder that
+(:func:`hybridrec.support.resources.shipped_dir`; ``$HYBRIDREC_PROMPTS`` names a user folder that
 overrides it), e.g. ``prompts/rank_candidates.v1.txt``; ``load_template("rank_candidates")`` takes the highest
 version. A template has sections (see the header of ``rank_candidates.v1.txt``): the
 ``[system]`` and ``[user]`` messages, the format of one ``[history_item]`` and one
@@ -26,7 +26,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..resources import shipped_dir
+from ..support.resources import shipped_dir
 
 _SECTIONS = {  # section -> fields it may use
     "system": set(),

@@ -269,7 +269,7 @@ class LLMRanker(Recommender):
         Returns:
             :class:`CandidateScores` (scores ``[U, N]`` plus cost per user).
         """
-        from ..progress import progress_bar
+        from ..support.progress import progress_bar
 
         self._check_fitted()
         users = torch.as_tensor(users).cpu().numpy()

@@ -1,6 +1,6 @@
 """The model registry: every scorer by name, built with checked settings, loaded from disk.
 
-Adding a model is one line in :data:`REGISTRY` (:data:`hybridrec.catalog.MODEL_CLASSES`) (``name -> "module:Class"``); the class
+Adding a model is one line in :data:`REGISTRY` (:data:`hybridrec.support.catalog.MODEL_CLASSES`) (``name -> "module:Class"``); the class
 carries its capability flags (:class:`~hybridrec.models.base.Recommender`), which compare
 mode, distributed training and the contract tests read. Classes are imported on first use,
 so the registry can name models (the LLM ranker) whose modules import this package.
@@ -17,12 +17,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..catalog import MODEL_CLASSES
+from ..support.catalog import MODEL_CLASSES
 from ..data import Vocabulary
 from ..io import clean_stale
 from .base import Recommender, accepted_settings
 
-#: name -> "module:Class" of every registered scorer (names listed in :mod:`hybridrec.catalog`).
+#: name -> "module:Class" of every registered scorer (names listed in :mod:`hybridrec.support.catalog`).
 REGISTRY: dict[str, str] = MODEL_CLASSES
 
 

@@ -153,7 +153,7 @@ class TextEncoder:
 
     def _run(self, texts: list[str]) -> torch.Tensor:
         """The model's outputs for ``texts``, in batches of similar length (less padding)."""
-        from ..progress import progress_bar
+        from ..support.progress import progress_bar
 
         model = self.model
         order = sorted(range(len(texts)), key=lambda k: -len(texts[k]))

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..data import Interactions, Split
-from ..progress import progress_bar
+from ..support.progress import progress_bar
 
 log = logging.getLogger("hybridrec.train")
 

@@ -26,6 +26,7 @@ MODEL_CLASSES: dict[str, str] = {
 #: every name :func:`hybridrec.data.load_dataset` knows.
 DATASET_NAMES: tuple[str, ...] = (
     "synthetic", "ml-100k", "ml-1m", "ml-latest-small", "gowalla", "yelp2018", "amazon-book", "csv",
+    "huggingface", "amazon-2023",
 )
 
 

@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 #: distributions whose versions change results (looked up, never imported).
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "sentence-transformers", "transformers", "torch-geometric",
@@ -26,7 +26,7 @@ def _version(dist: str) -> str | None:
 def source_commit() -> str | None:
     """The git commit of the hybridrec source (``+dirty`` with uncommitted changes), or
     ``None`` for an installed wheel or when git is not available."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
     try:
@@ -65,6 +65,6 @@ def versions(device: str | None = None) -> dict:
 
 def write_versions(folder: str | Path, device: str | None = None) -> Path:
     """Write :func:`versions` as ``folder/versions.json`` (atomically)."""
-    from .io import write_json
+    from ..io import write_json
 
     return write_json(Path(folder) / "versions.json", versions(device))

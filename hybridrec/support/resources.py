@@ -36,7 +36,7 @@ def shipped_dir(kind: str) -> Path:
     installed = Path(str(resources.files("hybridrec") / kind))
     if installed.is_dir():
         return installed
-    checkout = Path(__file__).resolve().parents[1] / kind
+    checkout = Path(__file__).resolve().parents[2] / kind
     if checkout.is_dir():
         return checkout
     raise FileNotFoundError(f"hybridrec's {kind}/ folder is missing: looked in {installed} (installed package) "

@@ -19,7 +19,7 @@ log = logging.getLogger("hybridrec")
 
 def model_folder(run: str | None, model_dir: str | None, model: str | None) -> tuple[Path, Path | None]:
     """(saved model folder, run folder or None) from ``--run``/``--model-dir``/``--model``."""
-    from .cli import PREFERRED
+    from ..cli import PREFERRED
 
     if model_dir is not None:
         folder = Path(model_dir).expanduser()
@@ -47,7 +47,7 @@ def read_ids(text: str | None = None, path: str | None = None) -> list[str]:
         if not ids:
             raise ValueError("no ids given: pass them comma-separated, e.g. --users 1,2,3")
         return ids
-    from .data.tabular import read_frame
+    from ..data.tabular import read_frame
 
     p = Path(path).expanduser()
     if not p.is_file():
@@ -66,7 +66,7 @@ def read_ids(text: str | None = None, path: str | None = None) -> list[str]:
 
 def read_titles(items: str | None, run_dir: Path | None) -> dict[str, str]:
     """item id -> title, from ``--items`` or the run folder's ``items.csv`` (empty if neither)."""
-    from .data.tabular import read_frame
+    from ..data.tabular import read_frame
 
     path = Path(items).expanduser() if items else (run_dir / "items.csv" if run_dir is not None else None)
     if path is None or not path.is_file():
@@ -93,7 +93,7 @@ def lists(model, args: argparse.Namespace) -> pd.DataFrame:
     if args.similar is not None:
         ids, scores = model.similar_items(args.similar.strip(), k=k)
         return _ranked(ids, scores).assign(similar_to=args.similar.strip())[["similar_to", "rank", "item_id", "score"]]
-    from .text.new_items import read_new_items
+    from ..text.new_items import read_new_items
 
     if not getattr(model, "content_aware", False):
         raise ValueError(f"model {model.name!r} cannot score new items; use a content or hybrid model (--model)")
@@ -120,7 +120,7 @@ def with_titles(frame: pd.DataFrame, titles: dict[str, str]) -> pd.DataFrame:
 
 def write(frame: pd.DataFrame, output: str | None) -> None:
     """Print a table, or write ``output`` as CSV (formula-like cells escaped) or JSON records."""
-    from .io import write_csv, write_json
+    from ..io import write_csv, write_json
 
     if output is None:
         with pd.option_context("display.max_rows", None, "display.max_colwidth", 60, "display.width", 200):
@@ -138,9 +138,9 @@ def write(frame: pd.DataFrame, output: str | None) -> None:
 
 def run_recommend(args: argparse.Namespace) -> int:
     """``hybridrec recommend``; returns the exit code (2: bad arguments, 1: bad ids or data)."""
-    from .data import DataError, UnknownIdError
-    from .models import load_model
-    from .run import resolve_device
+    from ..data import DataError, UnknownIdError
+    from ..models import load_model
+    from .common import resolve_device
 
     if args.k < 1:
         print(f"error: --k must be >= 1, got {args.k}", file=sys.stderr)
