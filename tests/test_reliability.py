@@ -33,7 +33,6 @@ def split():
 # -- 1. diverged training never reports metrics ------------------------------------------
 @pytest.mark.parametrize("model, train, message", [
     (MF, {"lr": 1e30}, "the loss is nan"),
-    (MF, {"lr": float("inf")}, "train.lr=inf"),
     (LightGCN, {"lr": 1000.0, "l2": 1000.0}, "exploded"),
 ])
 def test_diverging_training_stops_with_the_likely_cause(split, model, train, message):
@@ -132,3 +131,51 @@ def test_bad_out_dir_is_a_one_line_error(tmp_path, capsys, make, message):
     assert message in capsys.readouterr().err
     assert main(["--model", "popularity", *SMALL, "--out-dir", str(tmp_path / "file" / "sub")]) == 2
     assert "Not a directory" in capsys.readouterr().err
+
+
+# -- 3, 5, 6. inputs and settings that cannot give a meaningful result ------------------
+def _csv(tmp_path, rows: str):
+    p = tmp_path / "i.csv"
+    p.write_text("user_id,item_id,timestamp\n" + rows)
+    return p
+
+
+def test_huge_timestamps_are_bad_rows_not_wrapped(tmp_path):
+    from hybridrec.data import DataError, load_dataset
+
+    p = _csv(tmp_path, "1,1,100\n1,2,1e30\n2,1,50\n")
+    with pytest.raises(DataError, match=r"line 3: timestamp '1e30' .* out of range"):
+        load_dataset("csv", p, time_col="timestamp")
+    assert load_dataset("csv", p, time_col="timestamp", on_bad_rows="skip").timestamps.tolist() == [100, 50]
+
+
+@pytest.mark.parametrize("rows, split, message", [
+    ("", "leave_last_out", "has no interactions"),
+    ("1,1,5\n1,2,5\n2,1,5\n2,3,5\n3,2,5\n", "temporal", "all timestamps are equal"),
+    ("1,1,5\n2,2,6\n3,3,7\n", "leave_last_out", "no test rows are left"),
+])
+def test_degenerate_splits_are_clear_errors(tmp_path, capsys, rows, split, message):
+    p = _csv(tmp_path, rows)
+    code = main(["--dataset", "csv", "--data-path", str(p), "--set", "data.options.time_col=timestamp",
+                 "--set", f"data.split={split}", "--quiet", "--out-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 1 and "degenerate" in err and message in err
+    assert not list((tmp_path / "runs").rglob("metrics.json"))
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.epochs=0", "train.epochs must be an integer >= 1"),
+    ("train.batch_size=0", "train.batch_size must be an integer >= 1"),
+    ("train.l2=.nan", "train.l2 must be a finite number >= 0"),
+    ("train.lr=0", "train.lr must be a finite number > 0"),
+    ("train.lr=.inf", "train.lr must be a finite number > 0"),
+    ("train.patience=-1", "train.patience must be an integer >= 1"),
+    ("train.eval_every=-1", "train.eval_every must be an integer >= 0"),
+    ("eval.ks=[0, 10]", "eval.ks must be a list of positive integers"),
+    ("data.split_options.cold_fraction=0.3", "cold_fraction applies to cold_item splits only"),
+    ("data.split_options.colds=0.3", "unknown; split options"),
+])
+def test_out_of_range_settings_fail_before_the_run_folder(tmp_path, capsys, setting, message):
+    assert main(["--model", "mf", *SMALL, "--set", setting, "--out-dir", str(tmp_path / "runs")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

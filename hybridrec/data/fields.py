@@ -118,6 +118,11 @@ def parse_numbers(values: np.ndarray, column: str, checks: RowChecks) -> np.ndar
     return num
 
 
+#: Unix times at or beyond this size are bad rows: a float64 no longer holds them exactly, and
+#: beyond 2**63 they would wrap to negative ``int64`` times (the latest row the earliest).
+MAX_UNIX_TIME = 2.0 ** 53
+
+
 def parse_timestamps(values: np.ndarray, column: str, checks: RowChecks) -> np.ndarray:
     """Unix seconds, ``int64``, from unix numbers or ISO 8601 date strings.
 
@@ -130,11 +135,14 @@ def parse_timestamps(values: np.ndarray, column: str, checks: RowChecks) -> np.n
     present = np.asarray(s.to_numpy() != "", dtype=bool)
     if np.isfinite(num[present]).sum() * 2 >= present.sum():
         bad = ~np.isfinite(num)
+        huge = ~bad & (np.abs(np.where(bad, 0, num)) >= MAX_UNIX_TIME)
         checks.flag(
-            bad,
+            bad | huge,
             lambda r: f"missing timestamp in column {column!r}" if values[r] == ""
-            else f"cannot read {values[r]!r} in column {column!r} as a unix time",
+            else f"timestamp {values[r]!r} in column {column!r} is out of range (|t| < 2**53 unix seconds)"
+            if huge[r] else f"cannot read {values[r]!r} in column {column!r} as a unix time",
         )
+        bad |= huge
         return np.floor(np.where(bad, 0, num)).astype(np.int64)
     dt = pd.to_datetime(s, format="ISO8601", errors="coerce", utc=True)
     bad = dt.isna().to_numpy()

@@ -27,6 +27,7 @@ Everywhere, test and validation rows of users with no training rows are dropped 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 
@@ -54,7 +55,7 @@ def make_split(
     n_valid: int = 0,
     seed: int = 0,
     drop_cold_users: bool = True,
-    cold_fraction: float = 0.2,
+    cold_fraction: float | None = None,
     base: str | None = None,
     valid_cold_fraction: float = 0.0,
 ) -> Split:
@@ -70,7 +71,7 @@ def make_split(
         n_valid: validation interactions per user (``leave_last_out``); 0 = none.
         seed: random seed (``random``, ``cold_item``, validation rows of ``given``).
         drop_cold_users: drop test/validation rows of users with no training rows.
-        cold_fraction: share of items held out (``cold_item``).
+        cold_fraction: share of items held out (``cold_item``; default 0.2).
         base: how ``cold_item`` splits the warm interactions (any kind but ``cold_item``).
         valid_cold_fraction: share of items held out into validation (``cold_item``).
 
@@ -78,13 +79,8 @@ def make_split(
         ValueError: unknown kind, or an option that the kind does not use.
         DataError: the kind needs timestamps (or a stored fold) that ``data`` lacks.
     """
-    if kind not in SPLIT_KINDS:
-        raise ValueError(f"unknown split kind {kind!r}; valid kinds: {', '.join(SPLIT_KINDS)}")
-    _check_options(kind, test_fraction, valid_fraction, n_test, n_valid, cold_fraction, base)
-    if not 0 <= valid_cold_fraction < 1 or cold_fraction + valid_cold_fraction >= 1:
-        raise ValueError("need 0 <= valid_cold_fraction and cold_fraction + valid_cold_fraction < 1")
-    if valid_cold_fraction and kind != "cold_item":
-        raise ValueError(f"valid_cold_fraction applies to cold_item splits only, not {kind!r}")
+    cold_fraction = _validate(kind, test_fraction, valid_fraction, n_test, n_valid, cold_fraction, base,
+                              valid_cold_fraction)
     info: dict = {"seed": seed} if kind in ("random", "cold_item", "given") else {}
     cold_items = None
     if kind == "cold_item":
@@ -96,6 +92,35 @@ def make_split(
         codes = _codes(data, kind, test_fraction, valid_fraction, n_test, n_valid, seed, info)
     want_valid = valid_fraction > 0 or n_valid > 0 or bool((codes == _VALID).any())
     return _finish(data, codes, kind, info, drop_cold_users, want_valid, cold_items)
+
+
+def check_split_options(kind: str, **options) -> None:
+    """Raise ``ValueError`` for settings :func:`make_split` would reject, without any data:
+    the command line checks them before it loads the data or makes a run folder."""
+    params = inspect.signature(make_split).parameters
+    unknown = sorted(set(options) - set(params) - {"seed"} | ({"data", "kind"} & set(options)))
+    if unknown:
+        valid = [p for p in params if p not in ("data", "kind", "seed")]
+        raise ValueError(f"split option(s) {unknown} unknown; split options: {', '.join(valid)}")
+    args = {p: v.default for p, v in params.items() if v.default is not inspect.Parameter.empty}
+    args.update(options)
+    _validate(kind, args["test_fraction"], args["valid_fraction"], args["n_test"], args["n_valid"],
+              args["cold_fraction"], args["base"], args["valid_cold_fraction"])
+
+
+def _validate(kind, test_fraction, valid_fraction, n_test, n_valid, cold_fraction, base, valid_cold_fraction):
+    """Check the split settings; returns ``cold_fraction`` with its default filled in."""
+    if kind not in SPLIT_KINDS:
+        raise ValueError(f"unknown split kind {kind!r}; valid kinds: {', '.join(SPLIT_KINDS)}")
+    if cold_fraction is not None and kind != "cold_item":
+        raise ValueError(f"cold_fraction applies to cold_item splits only, not {kind!r}")
+    cold_fraction = 0.2 if cold_fraction is None else cold_fraction
+    _check_options(kind, test_fraction, valid_fraction, n_test, n_valid, cold_fraction, base)
+    if not 0 <= valid_cold_fraction < 1 or cold_fraction + valid_cold_fraction >= 1:
+        raise ValueError("need 0 <= valid_cold_fraction and cold_fraction + valid_cold_fraction < 1")
+    if valid_cold_fraction and kind != "cold_item":
+        raise ValueError(f"valid_cold_fraction applies to cold_item splits only, not {kind!r}")
+    return cold_fraction
 
 
 def _check_options(kind, test_fraction, valid_fraction, n_test, n_valid, cold_fraction, base):
@@ -244,6 +269,27 @@ def _cold_item(data, cold_fraction, valid_cold_fraction, base, seed, info, **bas
     return codes, cold, base
 
 
+def _check_sizes(data, codes, kind, info) -> None:
+    """A split with nothing to learn from or nothing to test on is an error, never NaN metrics."""
+    n_train, n_test = int((codes == _TRAIN).sum()), int((codes == _TEST).sum())
+    if n_train and n_test:
+        return
+    counts = (f"{len(data)} interactions of {data.n_users} users and {data.n_items} items -> {n_train} train, "
+              f"{int((codes == _VALID).sum())} validation, {n_test} test")
+    if not len(data):
+        hint = "the data set has no interactions: check the file and the loader options (e.g. rating_threshold)"
+    elif not n_train:
+        hint = ("every interaction went to test or validation" + (
+            ": all timestamps are equal, so the time cut-off leaves no earlier rows; use split 'random' or "
+            "'leave_last_out'" if data.timestamps is not None and kind in ("temporal", "cold_item")
+            and np.ptp(data.timestamps) == 0 else ""))
+    else:
+        dropped = info.get("dropped_cold_user_rows", 0)
+        hint = (f"no test rows are left ({dropped} dropped because their users have no training rows; users "
+                "need more interactions than the split holds out, e.g. 2 or more for leave_last_out)")
+    raise DataError(f"the {kind!r} split of {data.name!r} is degenerate: {counts}; {hint}")
+
+
 def _finish(data, codes, kind, info, drop_cold_users, want_valid, cold_items) -> Split:
     if drop_cold_users:
         has_train = np.zeros(data.n_users, dtype=bool)
@@ -254,6 +300,7 @@ def _finish(data, codes, kind, info, drop_cold_users, want_valid, cold_items) ->
             log.info("%s split: dropped %d test/valid rows of %d users with no training rows",
                      kind, drop.sum(), len(np.unique(data.users[drop])))
         codes = np.where(drop, _DROP, codes)
+    _check_sizes(data, codes, kind, info)
     train = data.subset(codes == _TRAIN)
     test = data.subset(codes == _TEST)
     valid = data.subset(codes == _VALID) if want_valid else None
