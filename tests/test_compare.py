@@ -107,3 +107,33 @@ def test_compare_mode_cli_with_text_models_and_sweep(tmp_path, capsys):
     # over the whole catalogue the calibrated hybrid is above both of its parts
     main_all = rows[("hybrid", "all")]["recall@20_mean"]
     assert main_all > max(rows[("content", "all")]["recall@20_mean"], rows[("lightgcn", "all")]["recall@20_mean"])
+
+
+def test_an_interrupted_compare_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """Each (model, seed) result is written as it completes; a run started again in the
+    same folder skips finished jobs and ends with the same table."""
+    import hybridrec.experiments.compare as compare
+
+    cfg = small_config("compare.models=[popularity, mf, lightgcn]", "compare.seeds=[0, 1]", "compare.thresholds=[]")
+    full = run_compare(cfg, tmp_path / "full", progress=False)[0]
+    real, calls, crash = compare._fit_eval, [], [True]
+
+    def crash_on_seed_1_lightgcn(name, params, split, seed, *rest):
+        calls.append((name, seed))
+        if (name, seed) == ("lightgcn", 1) and crash[0]:
+            raise RuntimeError("killed")
+        return real(name, params, split, seed, *rest)
+
+    monkeypatch.setattr(compare, "_fit_eval", crash_on_seed_1_lightgcn)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_compare(cfg, tmp_path / "run", progress=False)
+    assert sorted((p.parent.name, p.stem) for p in (tmp_path / "run" / "jobs").rglob("*.json")) == \
+        [("seed0", "lightgcn"), ("seed0", "mf"), ("seed0", "popularity"), ("seed1", "mf"), ("seed1", "popularity")]
+    assert {r["seed"] for r in csv.DictReader((tmp_path / "run" / "per_seed.csv").open())} == {"0"}
+    crash[0] = False
+    calls.clear()
+    resumed = run_compare(cfg, tmp_path / "run", progress=False)[0]
+    assert calls == [("lightgcn", 1)]  # only the job that had not finished
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("fit_s", "eval_s")} for r in rows]
+    assert strip(resumed.rows) == strip(full.rows)
+    assert resumed.training == full.training

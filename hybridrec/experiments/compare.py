@@ -12,12 +12,16 @@ Run folder files:
 * ``per_seed.csv``: one row per (model, seed, group) with every metric and the timings;
 * ``summary.csv`` / ``compare.json``: mean and standard deviation over seeds;
 * ``sweep.csv``: Recall/NDCG per blend threshold, seed and group;
-* ``metrics_by_model.png``, ``recall_by_popularity.png``, ``threshold_sweep.png``.
+* ``metrics_by_model.png``, ``recall_by_popularity.png``, ``threshold_sweep.png``;
+* ``jobs/seed<k>/<model>.json``: each (model, seed) result as it completes (with the model
+  itself when the candidate protocol ranks with it later); ``per_seed.csv`` is rewritten after
+  every seed. A run started again in the same folder (``--resume``) skips finished jobs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -32,7 +36,7 @@ from ..eval import evaluate
 from ..eval.candidates import build_candidates, evaluate_candidates, random_reference
 from ..eval.groups import default_groups, popularity_buckets
 from ..io import write_csv, write_json, write_text
-from ..models import build_model, model_class
+from ..models import build_model, load_model, model_class
 from ..models.hybrid import parse_threshold as _parse_blend
 from ..models.registry import settings_for
 from ..support.progress import progress_bar
@@ -171,14 +175,22 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
             base = {k: v for k, v in hybrid_params.items() if k != "threshold"}
             jobs += [(f"hybrid@{t:g}", "hybrid", {**base, "threshold": t}) for t in thresholds]
         main_hybrid = None
+        seed_dir = run_dir / "jobs" / f"seed{seed}"
         for label, name, params in jobs:
             bar.set_postfix_str(f"seed {seed} {label}")
-            if label.startswith("hybrid@") and main_hybrid is not None and \
+            job = _finished_job(seed_dir, label)
+            if job is not None:  # a resumed run: this (model, seed) finished before
+                metrics, fit_s, eval_s = job["metrics"], job["fit_s"], job["eval_s"]
+                if seed in cand_seeds and not label.startswith("hybrid@") and (seed_dir / label).is_dir():
+                    fitted[label] = (load_model(seed_dir / label, device=cfg.run.device), fit_s)
+            elif label.startswith("hybrid@") and main_hybrid is not None and \
                     _same_threshold(main_hybrid[0], params["threshold"]):
                 metrics = main_hybrid[1]  # the main hybrid run already is this threshold
                 fit_s = eval_s = 0.0
+                job = {"metrics": metrics, "fit_s": fit_s, "eval_s": eval_s}
             else:
                 metrics, fit_s, eval_s, model = _fit_eval(name, params, split, seed, cfg, groups, encoders, fitted)
+                job = {"metrics": metrics, "fit_s": fit_s, "eval_s": eval_s}
                 if not label.startswith("hybrid@"):
                     fitted[label] = (model, fit_s)
                     if getattr(model, "history", None) is not None:
@@ -186,9 +198,16 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
                         graph = fitted.get("lightgcn", (None,))[0]
                         if label != "lightgcn" and graph is not None and model.history is graph.history:
                             record["stop"] = f"graph part is lightgcn's: {record['stop']}"
-                        result.training.append({"model": label, "seed": seed, **record})
+                        job["training"] = record
+                    if seed in cand_seeds:  # the candidate protocol ranks with it later: keep it for a resume
+                        model.save(seed_dir / label)
                 if label == "hybrid":
-                    main_hybrid = (model.chosen.threshold, metrics)
+                    job["chosen_threshold"] = model.chosen.threshold
+            if label == "hybrid":
+                main_hybrid = (_parse_blend(job["chosen_threshold"]), metrics)
+            if "training" in job:
+                result.training.append({"model": label, "seed": seed, **job["training"]})
+            write_json(seed_dir / f"{label}.json", job)  # this (model, seed) is done, whatever fails later
             if label.startswith("hybrid@"):
                 t = params["threshold"]
                 result.sweep += [{"threshold": t, "seed": seed, "group": g, **m}
@@ -199,13 +218,33 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
             bar.update(1)
         if seed in cand_seeds:
             bar.set_postfix_str(f"seed {seed} candidate protocol with {', '.join(with_llm)}")
-            result.candidates += _candidate_protocol(split, seed, cfg, fitted, {n: per_model[n] for n in with_llm})
+            job = _finished_job(seed_dir, "candidates")
+            if job is None:
+                job = {"rows": _candidate_protocol(split, seed, cfg, fitted, {n: per_model[n] for n in with_llm})}
+                write_json(seed_dir / "candidates.json", job)
+            result.candidates += job["rows"]
             bar.update(1)
+        write_csv(run_dir / "per_seed.csv", result.rows)  # the results so far, should a later seed fail
     bar.close()
     result.info["seconds"] = time.perf_counter() - t0
     random_row = random_reference(cfg.candidates.n_candidates, cfg.candidates.ks)
     _write(result, cfg, run_dir, random_row)
     return result, compare_report(result, cfg, random_row)
+
+
+def _finished_job(seed_dir: Path, label: str) -> dict | None:
+    """The saved result of a (model, seed) a previous, interrupted run of this folder
+    finished (``jobs/seed<k>/<label>.json``, written atomically), or None."""
+    path = seed_dir / f"{label}.json"
+    if not path.is_file():
+        return None
+    try:
+        job = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        log.warning("%s is unreadable: running that job again", path)
+        return None
+    log.info("resumed: %s of seed %s from %s", label, seed_dir.name, path)
+    return job
 
 
 def _candidate_protocol(split, seed, cfg, fitted, llms) -> list[dict]:
