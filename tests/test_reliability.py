@@ -179,3 +179,16 @@ def test_out_of_range_settings_fail_before_the_run_folder(tmp_path, capsys, sett
     assert main(["--model", "mf", *SMALL, "--set", setting, "--out-dir", str(tmp_path / "runs")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_load_model_checks_weights_against_config(tmp_path, split):
+    from safetensors.torch import load_file, save_file
+
+    MF(dim=8, train=TrainConfig(epochs=1, progress=False)).fit(split.train).save(tmp_path / "mf")
+    weights = load_file(str(tmp_path / "mf" / "weights.safetensors"))
+    save_file({**weights, "item_emb": weights["item_emb"][:-3]}, str(tmp_path / "mf" / "weights.safetensors"))
+    with pytest.raises(ValueError, match="config.json lists 150 items"):
+        load_model(tmp_path / "mf")
+    save_file({k: v for k, v in weights.items() if k != "item_emb"}, str(tmp_path / "mf" / "weights.safetensors"))
+    with pytest.raises(ValueError, match="KeyError: 'item_emb'.*save the model again"):
+        load_model(tmp_path / "mf")

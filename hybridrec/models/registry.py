@@ -120,6 +120,22 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Recommen
             (np.ones(len(indices), dtype=np.float32), indices, indptr),
             shape=(len(model.user_vocab), len(model.item_vocab)),
         )
-    model._restore(settings, tensors)
+    try:
+        model._restore(settings, tensors)
+        _check_loaded(model)
+    except (KeyError, RuntimeError, ValueError, IndexError) as e:  # missing tensors, wrong shapes or sizes
+        raise ValueError(f"{path} does not hold a consistent {config['model']} model ({type(e).__name__}: {e}); "
+                         "its config.json and weights.safetensors disagree: save the model again") from None
     assert isinstance(model, cls)
     return model
+
+
+def _check_loaded(model: Recommender) -> None:
+    """One user's scores must cover exactly the items config.json lists (personalised models;
+    random scores draw from a generator that a check must not advance)."""
+    if not len(model.user_vocab) or not model.full_ranking or not model.personalised:
+        return
+    scores = model.score_users(torch.zeros(1, dtype=torch.long, device=model.device))
+    if tuple(scores.shape) != (1, len(model.item_vocab)):
+        raise ValueError(f"the weights score {tuple(scores.shape)} for one user, config.json lists "
+                         f"{len(model.item_vocab)} items")
