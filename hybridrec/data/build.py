@@ -75,18 +75,85 @@ class LoadOptions:
                 raise ValueError(f"{name} must be an integer >= 1, not {v!r}")
 
 
-def encode_ids(arrays: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+def encode_ids(arrays: list[np.ndarray], out: np.ndarray | None = None
+               ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Sorted unique external ids over several arrays, and each array's indices into them.
 
-    Ids sort numerically when every id is an integer, else as strings.
+    Ids sort numerically when every id is an integer, else as strings. Integer ids whose
+    range is at most about twice their count (the usual case: ids numbered from 0 or 1) are
+    encoded through a lookup table instead of a sort: 0.05 s instead of 0.6 s for 2M rows.
+
+    Args:
+        arrays: external ids.
+        out: an ``int64`` array as long as ``arrays[0]`` that may receive its indices (it
+            may be ``arrays[0]`` itself, overwritten); used when the table applies.
     """
     if all(np.issubdtype(np.asarray(a).dtype, np.integer) for a in arrays):
-        joined = np.concatenate([np.asarray(a, dtype=np.int64) for a in arrays])
+        arrays = [np.asarray(a, dtype=np.int64) for a in arrays]
+        table = _dense_table(arrays)
+        if table is not None:
+            uniq, lo, rank = table
+            return uniq, [_chunked(lambda part: rank[part - lo], a, out if i == 0 else None)
+                          for i, a in enumerate(arrays)]
+        joined = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
     else:
         joined = np.concatenate([np.asarray(a).astype(str) for a in arrays])
     uniq, inverse = np.unique(joined, return_inverse=True)
     bounds = np.cumsum([len(a) for a in arrays])[:-1]
     return uniq, np.split(inverse.astype(np.int64).reshape(-1), bounds)
+
+
+def _dense_table(arrays: list[np.ndarray]):
+    """``(sorted unique ids, min id, rank table over [min, max])`` for ``int64`` arrays, or
+    ``None`` when the range is wider than ``2 n + 2**16`` values."""
+    n = sum(len(a) for a in arrays)
+    if n == 0:
+        return None
+    lo = min(int(a.min()) for a in arrays if len(a))
+    hi = max(int(a.max()) for a in arrays if len(a))
+    if hi - lo >= 2 * n + 2**16:
+        return None
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    for a in arrays:
+        for start in range(0, len(a), _STEP):
+            present[a[start : start + _STEP] - lo] = True
+    rank = np.cumsum(present, dtype=np.int32 if n < 2**31 else np.int64) - 1
+    return np.flatnonzero(present) + lo, lo, rank
+
+
+_STEP = 1 << 20  # rows per slice when a row-sized temporary is to be avoided
+
+
+def _chunked(fn, a: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``fn`` applied to ``a`` a slice at a time, stored into ``out`` (a new ``int64``
+    array when None; ``out`` may be ``a``), so no row-sized temporary is made."""
+    if out is None:
+        out = np.empty(len(a), dtype=np.int64)
+    for start in range(0, len(a), _STEP):
+        out[start : start + _STEP] = fn(a[start : start + _STEP])
+    return out
+
+
+def _compact(a: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``a[keep]`` written over the front of ``a``, slice by slice; a view of ``a``."""
+    end = 0
+    for start in range(0, len(a), _STEP):
+        part = a[start : start + _STEP][keep[start : start + _STEP]]
+        a[end : end + len(part)] = part  # never past the slice just read
+        end += len(part)
+    return a[:end]
+
+
+def _owned(arrays: list) -> list:
+    """The arrays, each copied if it is read-only or shares memory with an earlier one, so
+    that each may be overwritten without touching another."""
+    out: list = []
+    for a in arrays:
+        if a is not None and (not a.flags.writeable or any(
+                b is not None and np.may_share_memory(a, b) for b in out)):
+            a = a.copy()
+        out.append(a)
+    return out
 
 
 def build_interactions(
@@ -102,6 +169,7 @@ def build_interactions(
     known_users: np.ndarray | None = None,
     row_meta: dict[str, np.ndarray] | None = None,
     locate: Callable[[int], tuple[str | None, int | None]] | None = None,
+    consume: bool = False,
 ) -> Interactions:
     """Apply the shared cleaning rules and build the :class:`Interactions`.
 
@@ -116,20 +184,32 @@ def build_interactions(
         known_users: users the source lists, possibly with no interactions.
         row_meta: per-row arrays to keep aligned (stored in ``Interactions.meta``).
         locate: ``row -> (path, line)`` for error messages.
+        consume: the caller hands ``users``, ``items``, ``timestamps`` and ``ratings`` over:
+            ``int64`` ids are overwritten by their indices and the rows kept are moved to
+            the front of each array, so the result reuses their memory (for a file loader;
+            on 2M rows this saves about 60 MB of a 150 MB peak).
     """
     n = len(users)
+    if consume:
+        users, items, timestamps, ratings = _owned([users, items, timestamps, ratings])
     has_cat = catalogue_ids is not None
-    item_ids, item_parts = encode_ids([items] + ([catalogue_ids] if has_cat else []))
-    user_ids, user_parts = encode_ids([users] + ([known_users] if known_users is not None else []))
-    item_idx, user_idx = item_parts[0], user_parts[0]
+
+    def reuse(a):
+        return a if consume and a.dtype == np.int64 else None
+
+    item_ids, (item_idx, *cat_idx) = encode_ids(
+        [items] + ([catalogue_ids] if has_cat else []), reuse(items))
+    user_ids, (user_idx, *known_idx) = encode_ids(
+        [users] + ([known_users] if known_users is not None else []), reuse(users))
+    del users, items  # gone when consumed (the index arrays may be their memory)
     keep = np.ones(n, dtype=bool)
     info: dict = {"rows_read": n}
 
     if has_cat:
         in_cat = np.zeros(len(item_ids), dtype=bool)
-        in_cat[item_parts[1]] = True
+        in_cat[cat_idx[0]] = True
         missing = ~in_cat[item_idx]
-        _missing_items(missing, item_ids[item_idx], options.missing_items, locate, info)
+        _missing_items(missing, item_ids, item_idx, options.missing_items, locate, info)
         if options.missing_items == "drop":
             keep &= ~missing
 
@@ -146,32 +226,41 @@ def build_interactions(
     keep &= _min_counts(user_idx, item_idx, keep, options, name, info)
 
     # Compact vocabularies: drop ids left without rows (catalogue items always stay).
+    all_kept = bool(keep.all())
+
+    def kept(a: np.ndarray, own: bool) -> np.ndarray:  # no copy when no row is dropped
+        return a if all_kept else _compact(a, keep) if own else a[keep]
+
+    # The index arrays are this function's own (or consumed): compacted in place.
+    user_idx, item_idx = kept(user_idx, True), kept(item_idx, True)
     used_users = np.zeros(len(user_ids), dtype=bool)
-    used_users[user_idx[keep]] = True
+    used_users[user_idx] = True
     if known_users is not None and options.min_user_interactions <= 1:
-        used_users[user_parts[1]] = True
+        used_users[known_idx[0]] = True
     used_items = np.zeros(len(item_ids), dtype=bool)
-    used_items[item_idx[keep]] = True
+    used_items[item_idx] = True
     if has_cat:
-        used_items[item_parts[1]] = True
-    new_user = np.cumsum(used_users) - 1
-    new_item = np.cumsum(used_items) - 1
+        used_items[cat_idx[0]] = True
     item_vocab = Vocabulary(item_ids[used_items], kind="item")
     table = None
     if catalogue is not None:
         src = np.full(len(item_ids), -1, dtype=np.int64)
-        src[item_parts[1]] = np.arange(len(catalogue_ids))
+        src[cat_idx[0]] = np.arange(len(catalogue_ids))
         table = _item_table(src[used_items], catalogue)
-    meta = {k: np.asarray(v)[keep] for k, v in (row_meta or {}).items()}
+    meta = {k: kept(np.asarray(v), False) for k, v in (row_meta or {}).items()}
     info["interactions"] = int(keep.sum())
     meta["load_info"] = info
+    for idx, used in ((user_idx, used_users), (item_idx, used_items)):
+        if not used.all():  # renumber the ids left, in place
+            new = np.cumsum(used) - 1
+            _chunked(lambda part: new[part], idx, idx)
     return Interactions(
-        users=new_user[user_idx[keep]],
-        items=new_item[item_idx[keep]],
+        users=user_idx,
+        items=item_idx,
         user_vocab=Vocabulary(user_ids[used_users], kind="user"),
         item_vocab=item_vocab,
-        timestamps=None if timestamps is None else timestamps[keep],
-        ratings=None if ratings is None else ratings[keep],
+        timestamps=None if timestamps is None else kept(timestamps, consume),
+        ratings=None if ratings is None else kept(ratings, consume),
         item_table=table,
         name=name,
         meta=meta,
@@ -185,16 +274,17 @@ def _where(locate, row: int) -> str:
     return f"{path}, line {line}" if line is not None else str(path)
 
 
-def _missing_items(missing, ext_items, rule, locate, info) -> None:
+def _missing_items(missing, item_ids, item_idx, rule, locate, info) -> None:
     n_missing = int(missing.sum())
     info["rows_item_not_in_items_file"] = n_missing
     if not n_missing:
         return
     first = int(np.flatnonzero(missing)[0])
-    n_items = len(np.unique(ext_items[missing].astype(str)))
+    ext_items = item_ids[item_idx[missing]]
+    n_items = len(np.unique(ext_items.astype(str)))
     if rule == "error":
         raise DataError(
-            f"item {str(ext_items[first])!r} at {_where(locate, first)} is not in the items file "
+            f"item {str(ext_items[0])!r} at {_where(locate, first)} is not in the items file "
             f"({n_items} such items, {n_missing} rows); pass missing_items='keep' or 'drop'"
         )
     action = "kept with empty text" if rule == "keep" else "dropped"
@@ -203,11 +293,51 @@ def _missing_items(missing, ext_items, rule, locate, info) -> None:
 
 
 def _deduplicate(user_idx, item_idx, timestamps, keep, rule, user_ids, item_ids, locate, info):
-    """Mask of rows to keep after the duplicate rule (among rows already kept)."""
-    rows = np.flatnonzero(keep)  # file order
-    pair = user_idx * (int(item_idx.max(initial=0)) + 1) + item_idx
+    """Mask of rows to keep after the duplicate rule (among rows already kept).
+
+    One in-place sort of the pair codes finds the pairs that occur more than once; only
+    their rows are ordered by the rule (0.1 s instead of 1.2 s for 2M rows with few
+    duplicates, and one row-sized temporary instead of five).
+    """
+    width = int(item_idx.max(initial=0)) + 1
+
+    def pair(rows=slice(None)):
+        return user_idx[rows] * width + item_idx[rows]
+
+    kept = bool(keep.all())
+    codes = pair() if kept else pair(keep)
+    codes.sort()
+    same = codes[1:] == codes[:-1]
+    values = np.unique(codes[1:][same])
+    del codes, same
+    out = keep.copy()
+    n_dup = 0
+    if len(values):
+        repeated = np.zeros(len(keep), dtype=bool)
+        step = 1 << 20  # in slices: no more row-sized temporaries
+        for start in range(0, len(keep), step):
+            part = pair(slice(start, start + step))
+            pos = np.minimum(np.searchsorted(values, part), len(values) - 1)
+            repeated[start : start + step] = values[pos] == part
+        rows = np.flatnonzero(repeated & keep)  # file order
+        keepers = _first_of_pairs(rows, pair(rows), timestamps, rule, user_idx, item_idx,
+                                  user_ids, item_ids, locate)
+        out[rows] = False
+        out[keepers] = True
+        n_dup = len(rows) - len(keepers)
+    info["dropped_duplicates"] = n_dup
+    if n_dup:
+        log.info("dropped %d duplicate (user, item) rows (%s)", n_dup, rule)
+    return out
+
+
+def _first_of_pairs(rows, codes, timestamps, rule, user_idx, item_idx, user_ids, item_ids,
+                    locate):
+    """Of ``rows`` (file order, with their pair ``codes``; every pair among them occurs at
+    least twice), the row kept for each pair under ``rule``; ``"error"`` raises naming the
+    first repeat."""
     if rule == "error":
-        _, first, inverse = np.unique(pair[rows], return_index=True, return_inverse=True)
+        _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
         again = np.flatnonzero(first[inverse] != np.arange(len(rows)))
         if len(again):
             r, prior = rows[again[0]], rows[first[inverse[again[0]]]]
@@ -217,18 +347,13 @@ def _deduplicate(user_idx, item_idx, timestamps, keep, rule, user_ids, item_ids,
                 f"({len(again)} duplicate rows in all); pass duplicates='keep_first' or "
                 "'keep_last'"
             )
+    order = np.arange(len(rows))
     if timestamps is not None:  # "first" means earliest in time, then in file order
-        rows = rows[np.argsort(timestamps[rows], kind="stable")]
+        order = np.argsort(timestamps[rows], kind="stable")
     if rule == "keep_last":
-        rows = rows[::-1]
-    _, first = np.unique(pair[rows], return_index=True)
-    out = np.zeros(len(keep), dtype=bool)
-    out[rows[first]] = True
-    n_dup = len(rows) - len(first)
-    info["dropped_duplicates"] = n_dup
-    if n_dup:
-        log.info("dropped %d duplicate (user, item) rows (%s)", n_dup, rule)
-    return out
+        order = order[::-1]
+    _, first = np.unique(codes[order], return_index=True)
+    return rows[order[first]]
 
 
 def _min_counts(user_idx, item_idx, keep, options, name, info):

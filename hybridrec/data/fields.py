@@ -78,8 +78,11 @@ class RowChecks:
 def parse_ids(values: np.ndarray, column: str, checks: RowChecks) -> np.ndarray:
     """External ids: ``int64`` when every value is a plain integer, else strings.
 
-    Empty values are flagged as bad rows.
+    Empty values are flagged as bad rows. An integer array (a column
+    :func:`~hybridrec.data.readers.read_columns` already converted) is returned as is.
     """
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.int64, copy=False)
     empty = np.asarray(values == "", dtype=bool).reshape(len(values))
     checks.flag(empty, lambda r: f"missing value in column {column!r}")
     ints = as_int_ids(values[~empty])
@@ -111,10 +114,14 @@ def as_int_ids(values: np.ndarray) -> np.ndarray | None:
 
 
 def parse_numbers(values: np.ndarray, column: str, checks: RowChecks) -> np.ndarray:
-    """Finite floats; empty or unparsable values are flagged as bad rows."""
-    num = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(np.float64)
+    """Finite floats; empty or unparsable values are flagged as bad rows (a ``float64``
+    array, already converted, is only checked for non-finite values)."""
+    if values.dtype.kind == "f":
+        num = values.astype(np.float64, copy=False)
+    else:
+        num = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(np.float64)
     checks.flag(~np.isfinite(num),
-                lambda r: f"cannot read {values[r]!r} in column {column!r} as a number")
+                lambda r: f"cannot read {str(values[r])!r} in column {column!r} as a number")
     return num
 
 
@@ -128,8 +135,16 @@ def parse_timestamps(values: np.ndarray, column: str, checks: RowChecks) -> np.n
 
     If most non-empty values are numbers, values are unix seconds (fractions are dropped)
     and the others are bad. Otherwise every value must be an ISO 8601 date or date-time;
-    one without a time zone is read as UTC. Empty or unparsable values are bad rows.
+    one without a time zone is read as UTC. Empty or unparsable values are bad rows. An
+    integer array (unix seconds :func:`~hybridrec.data.readers.read_columns` already
+    converted) is only checked for range.
     """
+    if np.issubdtype(values.dtype, np.integer):
+        huge = (values >= MAX_UNIX_TIME) | (values <= -MAX_UNIX_TIME)
+        checks.flag(huge, lambda r: f"timestamp {str(values[r])!r} in column {column!r} is out "
+                    "of range (|t| < 2**53 unix seconds)")
+        values = values.astype(np.int64, copy=False)
+        return np.where(huge, 0, values) if huge.any() else values
     s = pd.Series(values, dtype=object)
     num = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
     present = np.asarray(s.to_numpy() != "", dtype=bool)

@@ -108,7 +108,7 @@ def load_lightgcn(folder: Path, options: LoadOptions, name: str) -> Interactions
     data = build_interactions(
         users, items, name=name, options=options,
         known_users=np.concatenate([p[4] for p in parts]),
-        row_meta={"fold": fold}, locate=locate,
+        row_meta={"fold": fold}, locate=locate, consume=True,
     )
     log.info("%s: %d users, %d items, %d train + %d test interactions", name, data.n_users,
              data.n_items, int((data.meta["fold"] == 0).sum()),

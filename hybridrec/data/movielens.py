@@ -19,7 +19,7 @@ import pandas as pd
 from .build import LoadOptions, build_interactions
 from .fields import RowChecks, parse_ids
 from .interactions import Interactions
-from .readers import read_records, require_file
+from .readers import read_columns, read_records, require_file
 from .tabular import parse_interactions_table, parse_items_table
 
 log = logging.getLogger("hybridrec.data")
@@ -34,9 +34,12 @@ _RATING_COLS = ["user", "item", "rating", "timestamp"]
 
 
 def _ratings(path: Path, sep: str, options: LoadOptions, header: bool = False):
-    table = read_records(path, sep, header=header, columns=None if header else _RATING_COLS,
-                         quoting=False)
     cols = _RATING_COLS if not header else ["userId", "movieId", "rating", "timestamp"]
+    names = None if header else _RATING_COLS
+    table = read_columns(path, sep, dict(zip(cols, ("id", "id", "number", "time"))),
+                         header=header, columns=names)
+    if table is None:  # not plain (or "::"-separated): the exact reader
+        table = read_records(path, sep, header=header, columns=names, quoting=False)
     return parse_interactions_table(table, user_col=cols[0], item_col=cols[1],
                                     time_col=cols[3], rating_col=cols[2],
                                     on_bad_rows=options.on_bad_rows)
@@ -52,6 +55,7 @@ def _build(name: str, rows, cat_ids, catalogue, options: LoadOptions) -> Interac
     return build_interactions(
         rows.users, rows.items, name=name, options=options, timestamps=rows.timestamps,
         ratings=rows.ratings, catalogue_ids=cat_ids, catalogue=catalogue, locate=rows.locate,
+        consume=True,
     )
 
 

@@ -19,7 +19,7 @@ from .build import LoadOptions, build_interactions
 from .errors import DataError
 from .fields import RowChecks, as_int_ids, parse_ids, parse_numbers, parse_timestamps
 from .interactions import Interactions
-from .readers import RawTable, read_records
+from .readers import RawTable, read_columns, read_records
 
 log = logging.getLogger("hybridrec.data")
 
@@ -41,8 +41,14 @@ class ParsedRows:
         return self.path, (None if self.lines is None else int(self.lines[row]))
 
 
-def read_table(path: str | Path, sep: str | None = None) -> RawTable:
-    """A CSV, TSV or parquet file with a header, as columns of strings."""
+def read_table(path: str | Path, sep: str | None = None,
+               kinds: dict[str, str] | None = None) -> RawTable:
+    """A CSV, TSV or parquet file with a header, as columns of strings.
+
+    With ``kinds`` (``{column: kind}``, see :func:`~hybridrec.data.readers.read_columns`), a
+    plain CSV/TSV file gives only those columns, typed, through the fast columnar reader;
+    any other file is read whole as strings.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", str(path))
@@ -50,7 +56,8 @@ def read_table(path: str | Path, sep: str | None = None) -> RawTable:
         return _read_parquet(path)
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    return read_records(path, sep)
+    fast = read_columns(path, sep, kinds) if kinds else None
+    return fast if fast is not None else read_records(path, sep)
 
 
 def read_frame(path: str | Path, sep: str | None = None) -> pd.DataFrame:
@@ -75,6 +82,19 @@ def _read_parquet(path: Path) -> RawTable:
     return RawTable(str(path), [str(c) for c in df.columns], data, None)
 
 
+def column_kinds(*, user_col: str, item_col: str, time_col: str | None,
+                 rating_col: str | None) -> dict[str, str] | None:
+    """``{column: kind}`` for :func:`~hybridrec.data.readers.read_columns`; ``None`` when
+    one column serves two kinds (say time and rating): it is then read as strings."""
+    kinds: dict[str, str] = {}
+    for col, kind in ((user_col, "id"), (item_col, "id"), (time_col, "time"),
+                      (rating_col, "number")):
+        if col is not None:
+            if kinds.setdefault(col, kind) != kind:
+                return None
+    return kinds
+
+
 def parse_interactions_table(table: RawTable, *, user_col: str, item_col: str,
                              time_col: str | None, rating_col: str | None,
                              on_bad_rows: str) -> ParsedRows:
@@ -88,9 +108,17 @@ def parse_interactions_table(table: RawTable, *, user_col: str, item_col: str,
     users = parse_ids(table.column(user_col), user_col, checks)
     items = parse_ids(table.column(item_col), item_col, checks)
     ts = None if time_col is None else parse_timestamps(table.column(time_col), time_col, checks)
-    ratings = None if rating_col is None else parse_numbers(table.column(rating_col),
-                                                            rating_col, checks)
+    ratings = None
+    if rating_col is not None:
+        ratings = parse_numbers(table.column(rating_col), rating_col, checks)
+        values = table.column(rating_col)
+        checks.flag(np.abs(ratings) > _FLOAT32_MAX,  # ratings are kept as float32
+                    lambda r: f"rating {str(values[r])!r} in column {rating_col!r} is out of "
+                    "range (|x| <= 3.4e38)")
     keep = checks.resolve()
+    if keep.all():  # the usual case: no copies of million-row columns
+        return ParsedRows(table.path, users, items, ts,
+                          None if ratings is None else ratings.astype(np.float32), table.lines)
     lines = None if table.lines is None else table.lines[keep]
     return ParsedRows(
         table.path,
@@ -100,6 +128,9 @@ def parse_interactions_table(table: RawTable, *, user_col: str, item_col: str,
         None if ratings is None else ratings[keep].astype(np.float32),
         lines,
     )
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def parse_items_table(table: RawTable, *, id_col: str, text_cols: dict[str, str],
@@ -165,12 +196,15 @@ def load_csv(
     """
     options = options or LoadOptions()
     inter_path, items_path = _resolve_files(path, interactions, items)
-    table = read_table(inter_path, sep)
+    kinds = column_kinds(user_col=user_col, item_col=item_col, time_col=time_col,
+                         rating_col=rating_col)
+    table = read_table(inter_path, sep, kinds)
     if time_col is None and "timestamp" in table.columns:
         log.info("%s has a 'timestamp' column; pass time_col='timestamp' to use it", inter_path)
     rows = parse_interactions_table(table, user_col=user_col, item_col=item_col,
                                     time_col=time_col, rating_col=rating_col,
                                     on_bad_rows=options.on_bad_rows)
+    del table  # its float64 ratings (rows holds float32 ones) need not outlive parsing
     cat_ids = catalogue = None
     if items_path is not None:
         item_table = read_table(items_path, sep)
@@ -185,6 +219,7 @@ def load_csv(
     return build_interactions(
         rows.users, rows.items, name=name, options=options, timestamps=rows.timestamps,
         ratings=rows.ratings, catalogue_ids=cat_ids, catalogue=catalogue, locate=rows.locate,
+        consume=True,
     )
 
 
