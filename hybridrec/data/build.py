@@ -313,13 +313,16 @@ def _deduplicate(user_idx, item_idx, timestamps, keep, rule, user_ids, item_ids,
     out = keep.copy()
     n_dup = 0
     if len(values):
-        repeated = np.zeros(len(keep), dtype=bool)
-        step = 1 << 20  # in slices: no more row-sized temporaries
-        for start in range(0, len(keep), step):
-            part = pair(slice(start, start + step))
+        # Only the rows of users with a repeated pair can hold one: look those up.
+        has_repeat = np.zeros(int(user_idx.max()) + 1, dtype=bool)
+        has_repeat[values // width] = True
+        rows = np.flatnonzero(has_repeat[user_idx] & keep)  # file order
+        repeated = np.zeros(len(rows), dtype=bool)
+        for start in range(0, len(rows), _STEP):
+            part = pair(rows[start : start + _STEP])
             pos = np.minimum(np.searchsorted(values, part), len(values) - 1)
-            repeated[start : start + step] = values[pos] == part
-        rows = np.flatnonzero(repeated & keep)  # file order
+            repeated[start : start + _STEP] = values[pos] == part
+        rows = rows[repeated]
         keepers = _first_of_pairs(rows, pair(rows), timestamps, rule, user_idx, item_idx,
                                   user_ids, item_ids, locate)
         out[rows] = False

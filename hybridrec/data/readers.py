@@ -440,9 +440,10 @@ def _plain_ints(arr) -> np.ndarray | None:
     # or "-0". Every value has a byte here, since the cast refuses empty strings.
     offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
     data = np.frombuffer(arr.buffers()[2], np.uint8)
-    starts = offsets[:-1]
-    first = data[starts]
-    second = data[np.minimum(starts + 1, len(data) - 1)]
-    if (((first == 48) & (np.diff(offsets) > 1)) | ((first == 45) & (second == 48))).any():
-        return None
+    odd = np.flatnonzero(data[offsets[:-1]] <= 48)  # "-" or "0" first: look closer
+    if len(odd):
+        start, length = offsets[odd], offsets[odd + 1] - offsets[odd]
+        first, second = data[start], data[np.minimum(start + 1, len(data) - 1)]
+        if (((first == 48) & (length > 1)) | ((first == 45) & (second == 48))).any():
+            return None
     return ints.to_numpy()
