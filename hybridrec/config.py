@@ -94,6 +94,11 @@ class TrainConfig:
         patience: evaluations without improvement of ``valid_metric`` before stopping.
         valid_metric: metric that drives early stopping, ``name@K``.
         progress: show a progress bar.
+        checkpoint_every: epochs between checkpoints of the training state (weights,
+            optimiser, random generators, history, early stopping), written into the run
+            folder so that ``--resume`` continues an interrupted run exactly; SIGINT/SIGTERM
+            also write one. 0 (the library's default) writes none; the command line uses 1
+            for the collab, cold and hybrid modes (docs/reliability.md).
     """
 
     epochs: int = 50
@@ -106,9 +111,10 @@ class TrainConfig:
     patience: int = 5
     valid_metric: str = "recall@20"
     progress: bool = True
+    checkpoint_every: int = 0
 
     def __post_init__(self):
-        _at_least(self, "train", epochs=1, batch_size=1, eval_every=0, patience=1)
+        _at_least(self, "train", epochs=1, batch_size=1, eval_every=0, patience=1, checkpoint_every=0)
         for name, low in (("lr", 0.0), ("l2", None)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (

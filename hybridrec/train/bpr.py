@@ -11,6 +11,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..data import Interactions
+from . import checkpoint
 from .loop import TrainHistory, fit_loop, minibatch_epoch, ranking_validator
 from .losses import bpr_loss, l2_penalty
 from .sampling import build_sampler
@@ -74,6 +75,10 @@ def train_bpr(
     an id-embedding model cannot learn anything about them from ``train``, so they only add
     noise to the choice of epoch (and, on a cold-item split whose validation holds cold
     items, tie that choice to the very items a hybrid calibrates on).
+
+    Inside a :func:`~hybridrec.train.checkpoint.checkpointing` block, training is
+    checkpointed and resumes from the block's folder (the optimiser and the sampling
+    generator are part of the checkpoint).
     """
     device = torch.device(device)
     if valid is not None and len(valid):
@@ -87,4 +92,5 @@ def train_bpr(
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     run_epoch = minibatch_epoch(step, opt, len(train), cfg.batch_size, generator=gen, device=device)
     validate = ranking_validator(module, train, valid, cfg, batch_size=eval_batch_size)
+    checkpoint.attach(optimizer=opt, generators={"sampling": gen})  # resumable inside a checkpointing block
     return fit_loop(module, run_epoch, cfg, validate=validate, desc=f"train {type(module).__name__}")

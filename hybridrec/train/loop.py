@@ -4,6 +4,7 @@ restoring the best weights. A model plugs in its epoch (``run_epoch``), usually 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -17,6 +18,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..data import Interactions, Split
 from ..support.progress import progress_bar
+from . import checkpoint
 
 log = logging.getLogger("hybridrec.train")
 
@@ -30,6 +32,11 @@ class TrainHistory:
     best_value: float | None = None
     stopped_early: bool = False
     seconds: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainHistory":
+        """Inverse of :meth:`to_dict`."""
+        return cls(d["epochs"], d["best_epoch"], d["best_value"], d["stopped_early"], d["seconds"])
 
     def losses(self) -> list[float]:
         return [r["loss"] for r in self.rows]
@@ -96,42 +103,103 @@ def fit_loop(
     (``desc``; shown when ``cfg.progress`` and ``show_progress``) shows ``postfix(row)``,
     by default every value but the epoch. Returns the :class:`TrainHistory`; ``module``
     is left in eval mode.
+
+    Inside a :func:`~hybridrec.train.checkpoint.checkpointing` block that the trainer
+    attached to, training starts from the checkpoint found there (a finished one returns its
+    history at once, its weights loaded); the state at each epoch's end is kept, and written
+    every ``every`` epochs; SIGINT/SIGTERM stop training at the next batch boundary, write
+    the last completed epoch and raise :class:`~hybridrec.train.checkpoint.TrainingInterrupted`;
+    the end writes a finished checkpoint (the kept weights and the history).
     """
     do_valid = validate is not None and cfg.eval_every > 0
     hist = TrainHistory()
-    best_state, bad_evals, first_loss = None, 0, None
+    best_state, bad_evals, first_loss, start = None, 0, None, 0
     t0 = time.perf_counter()
-    bar = progress_bar(range(1, cfg.epochs + 1), desc=desc, enabled=cfg.progress and show_progress, unit="epoch")
-    for epoch in bar:
-        module.train()
-        row = {"epoch": epoch, **run_epoch(epoch)}
-        row["seconds"] = time.perf_counter() - t0
-        if first_loss is None:  # the untrained model's loss, when the epoch measured it, else epoch 1's
-            first_loss = getattr(run_epoch, "initial_loss", None) or row.get("loss")
-        check_divergence(module, row, first_loss, cfg)
-        if do_valid and epoch % cfg.eval_every == 0:
-            module.eval()
-            row[cfg.valid_metric] = value = validate()
-            if hist.best_value is None or value > hist.best_value:
-                hist.best_value, hist.best_epoch, bad_evals = value, epoch, 0
-                best_state = copy.deepcopy(module.state_dict())
-            else:
-                bad_evals += 1
-        hist.rows.append(row)
-        bar.set_postfix((postfix or _default_postfix)(row))
-        log.info("epoch %d: %s", epoch, row)
-        if do_valid and bad_evals >= cfg.patience:
-            hist.stopped_early = True
-            log.info("early stop at epoch %d; best %s=%.4f at epoch %d", epoch, cfg.valid_metric, hist.best_value,
-                     hist.best_epoch)
-            break
+    ckpt = _checkpoint_for_this_training()
+    if ckpt is not None:
+        saved = ckpt.load()
+        if saved is not None:
+            loop, best_state = ckpt.restore(saved, module, cfg)
+            hist = TrainHistory.from_dict(loop["history"])
+            bad_evals, first_loss, start = loop["bad_evals"], loop["first_loss"], loop["epoch"]
+            if hasattr(run_epoch, "initial_loss"):
+                run_epoch.initial_loss = loop["initial_loss"]
+            ckpt.earlier_seconds = loop["seconds"]
+            t0 -= loop["seconds"]  # seconds go on from the interrupted run's
+            if loop["finished"]:
+                log.info("%s: finished before (checkpoint %s): its weights are loaded", desc, ckpt.folder)
+                module.eval()
+                return hist
+            log.info("%s: resuming after epoch %d from checkpoint %s", desc, start, ckpt.folder)
+
+    def snapshot(epoch: int, best: dict | None, finished: bool = False) -> checkpoint.Snapshot:
+        loop = {"epoch": epoch, "finished": finished, "history": copy.deepcopy(hist.to_dict()),
+                "bad_evals": bad_evals, "first_loss": first_loss,
+                "initial_loss": getattr(run_epoch, "initial_loss", None), "seconds": time.perf_counter() - t0}
+        return ckpt.capture(module, loop, best, cfg, with_optimizers=not finished)
+
+    epochs = range(0) if hist.stopped_early else range(start + 1, cfg.epochs + 1)
+    bar = progress_bar(epochs, desc=desc, enabled=cfg.progress and show_progress, unit="epoch",
+                       **({"initial": start, "total": cfg.epochs} if start else {}))
+    with ckpt.signals() if ckpt is not None else contextlib.nullcontext():
+        try:
+            if ckpt is not None:
+                ckpt.epoch_end(snapshot(start, best_state))  # where a stop during the first epoch goes back to
+            for epoch in bar:
+                module.train()
+                try:
+                    row = {"epoch": epoch, **run_epoch(epoch)}
+                except checkpoint.StopRequested:
+                    ckpt.interrupt()
+                row["seconds"] = time.perf_counter() - t0
+                if first_loss is None:  # the untrained model's loss, when the epoch measured it, else epoch 1's
+                    first_loss = getattr(run_epoch, "initial_loss", None) or row.get("loss")
+                check_divergence(module, row, first_loss, cfg)
+                if do_valid and epoch % cfg.eval_every == 0:
+                    module.eval()
+                    row[cfg.valid_metric] = value = validate()
+                    if hist.best_value is None or value > hist.best_value:
+                        hist.best_value, hist.best_epoch, bad_evals = value, epoch, 0
+                        best_state = copy.deepcopy(module.state_dict())
+                    else:
+                        bad_evals += 1
+                hist.rows.append(row)
+                bar.set_postfix((postfix or _default_postfix)(row))
+                log.info("epoch %d: %s", epoch, row)
+                stop = do_valid and bad_evals >= cfg.patience
+                if stop:
+                    hist.stopped_early = True
+                    log.info("early stop at epoch %d; best %s=%.4f at epoch %d", epoch, cfg.valid_metric,
+                             hist.best_value, hist.best_epoch)
+                if ckpt is not None:
+                    ckpt.epoch_end(snapshot(epoch, best_state))
+                if stop:
+                    break
+        finally:
+            bar.close()
     if best_state is not None:
         module.load_state_dict(best_state)
     else:
         hist.best_epoch = hist.rows[-1]["epoch"] if hist.rows else None
     hist.seconds = time.perf_counter() - t0
     module.eval()
+    if ckpt is not None:
+        ckpt.write(snapshot(hist.rows[-1]["epoch"] if hist.rows else 0, None, finished=True))
     return hist
+
+
+def _checkpoint_for_this_training() -> checkpoint.Checkpointer | None:
+    """The active checkpoint when the trainer attached to it and no earlier training in the
+    same block used it; else None (training runs as without checkpoints)."""
+    ckpt = checkpoint.active()
+    if ckpt is None:
+        return None
+    if not ckpt.attached or ckpt.used:
+        log.info("training without checkpoints: %s", "the trainer attached no optimiser and generators"
+                 if not ckpt.attached else f"{ckpt.folder} belongs to an earlier training in the same block")
+        return None
+    ckpt.used = True
+    return ckpt
 
 
 def minibatch_epoch(
@@ -161,6 +229,10 @@ def minibatch_epoch(
             loss.backward()
             optimizer.step()
             total += loss.detach()
+            if b == 0:
+                checkpoint.fault_point("train")
+            if checkpoint.stop_requested():  # SIGINT/SIGTERM during checkpointed training: drop this epoch
+                raise checkpoint.StopRequested
         return {"loss": float(total) / n_batches}
 
     run_epoch.initial_loss = None
