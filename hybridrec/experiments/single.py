@@ -1,8 +1,13 @@
 """One run end to end (``--mode collab``, ``cold``, ``hybrid``): load -> split -> fit ->
-evaluate -> save, for each model of ``model.name`` on one split."""
+evaluate -> save, for each model of ``model.name`` on one split.
+
+With ``train.checkpoint_every > 0`` each model trains inside a checkpointing block whose
+folder is ``run_dir/checkpoints/<model>``, so running again in the same folder
+(``--resume``) continues every model from its checkpoint and skips finished ones."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -12,6 +17,7 @@ from ..eval import evaluate
 from ..io import save_tensors, write_csv, write_json
 from ..models import build_model
 from ..train import distributed
+from ..train.checkpoint import checkpointing, fault_point
 from .common import load_and_split, model_params, reusable_graph, seed_everything
 from .report import results_table, run_title
 
@@ -40,8 +46,9 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
         extra = {"dist": dist} if model.distributed else {}
         extra.update(reusable_graph(model, fitted, split.train))  # the hybrid's graph part: the LightGCN above
         t = time.perf_counter()
-        model.fit(split.train, split.valid, **extra)
-        fit_s = time.perf_counter() - t
+        with _checkpoints(cfg, run_dir, name, dist) as ckpt:
+            model.fit(split.train, split.valid, **extra)
+        fit_s = time.perf_counter() - t + (ckpt.earlier_seconds if ckpt is not None else 0.0)
         fitted[name] = model
         if dist is not None:
             _write_share(run_dir / "ddp", name, dist, model, fit_s)
@@ -51,6 +58,7 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
         res = evaluate(model, split, ks=cfg.eval.ks, metrics=cfg.eval.metrics, batch_size=cfg.eval.batch_size)
         eval_s = time.perf_counter() - t
         log.info("%s: fit %.1fs, eval %.1fs, %s", name, fit_s, eval_s, res.metrics)
+        fault_point("evaluate")
         model.save(run_dir / "models" / name)
         if new_items is not None and model.content_aware:
             new_rows += _rank_users_for_new_items(model, name, new_items, top_k)
@@ -65,12 +73,22 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
     if dist is not None and not dist.is_main:
         return ""
     write_json(run_dir / "metrics.json", all_results)
+    fault_point("write")
     write_json(run_dir / "history.json", histories)
     write_csv(run_dir / "metrics.csv", rows)
     if new_items is not None:
         write_csv(run_dir / "new_items_top_users.csv", new_rows)
     title = run_title(cfg, split, "full ranking, training items masked", sizes=True)
     return title + "\n" + results_table(rows)
+
+
+def _checkpoints(cfg: Config, run_dir: Path, name: str, dist):
+    """The checkpointing block model ``name`` trains in (``run_dir/checkpoints/<name>``);
+    none when ``train.checkpoint_every`` is 0 or the run is distributed (every process
+    would write the same folder)."""
+    if cfg.train.checkpoint_every <= 0 or dist is not None:
+        return contextlib.nullcontext(None)
+    return checkpointing(run_dir / "checkpoints" / name, cfg.train.checkpoint_every)
 
 
 def write_item_titles(run_dir: Path, data) -> None:
