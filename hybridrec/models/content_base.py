@@ -152,25 +152,25 @@ class ContentAware:
         return out
 
     @torch.no_grad()
-    def recommend(self, user_id, k: int = 10, exclude_seen: bool = True, new_items=None):
-        """Top-``k`` ``(item_ids, scores)`` for one user; with ``new_items``, known and new
-        items are ranked together (see :meth:`Recommender.recommend
-        <hybridrec.models.base.Recommender.recommend>`)."""
+    def recommend(self, users, k: int = 10, exclude_seen: bool = True, new_items=None, *, titles=None):
+        """Top-``k`` items for one user ``(item_ids, scores)`` or many (a DataFrame), as
+        :meth:`Recommender.recommend <hybridrec.models.base.Recommender.recommend>`; with
+        ``new_items``, known and new items are ranked together."""
         if new_items is None:
-            return super().recommend(user_id, k=k, exclude_seen=exclude_seen)
+            return super().recommend(users, k=k, exclude_seen=exclude_seen, titles=titles)
         self._check_fitted()
         new = self._as_new_items(new_items)
-        u = self.user_vocab.index(user_id)
-        users = torch.as_tensor([u], device=self.device)
-        s = self.score_users(users)[0].float().cpu()
-        if exclude_seen and self._seen is not None:
-            seen = self._seen.indices[self._seen.indptr[u]: self._seen.indptr[u + 1]]
-            s[torch.as_tensor(seen, dtype=torch.long)] = -torch.inf
-        s = torch.cat([s, self._new_scores(users, new)[0]])
-        n_rankable = int(torch.isfinite(s).sum())
-        if k < 1 or k > n_rankable:
-            raise ValueError(f"k={k} but user {user_id!r} has {n_rankable} rankable items ({self.n_items} known, "
-                             f"{len(new)} new, seen items excluded={exclude_seen}); choose 1 <= k <= {n_rankable}")
-        top = torch.topk(s, k)
-        ids = np.concatenate([self.item_vocab.ids, np.asarray(new.ids, dtype=object)])
-        return ids[top.indices.numpy()], top.values.numpy()
+        return self._recommend_known(users, k, exclude_seen, titles,
+                                     extra=(lambda u: self._new_scores(u, new), np.asarray(new.ids, dtype=object)))
+
+    # -- free text (onboarding) --------------------------------------------------------
+    def _encode_texts(self, texts: list[str], encoder=None) -> torch.Tensor:
+        """Content embeddings of free texts, ``[n, d]`` on the model's device, by ``encoder``
+        (default :meth:`text_encoder`, without the disk cache: a user's words are not kept)."""
+        enc = encoder if encoder is not None else self.text_encoder(cache=False, progress=False)
+        c = torch.as_tensor(enc.encode(list(texts))).detach().float()
+        if c.ndim != 2 or c.shape[1] != self._content.shape[1]:
+            raise ValueError(f"the text encoder gives embeddings of shape {tuple(c.shape)}, but the model's catalogue "
+                             f"has {self._content.shape[1]}-d content embeddings; encode the text with the encoder "
+                             "used at fit time (encoder=...)")
+        return c.to(self.device)

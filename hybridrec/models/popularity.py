@@ -39,6 +39,11 @@ class Popularity(Recommender):
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self._counts.unsqueeze(0).expand(len(users), -1)
 
+    def score_item_sets(self, item_sets) -> torch.Tensor:
+        """A new user gets the popularity list too (``recommend_for_items`` leaves the liked
+        items out)."""
+        return self._counts.unsqueeze(0).expand(len(item_sets), -1)
+
     def to(self, device):
         super().to(device)
         if self._counts is not None:

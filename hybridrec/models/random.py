@@ -29,6 +29,10 @@ class RandomScores(Recommender):
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return torch.rand(len(users), self.n_items, generator=self._gen).to(self.device)
 
+    def score_item_sets(self, item_sets) -> torch.Tensor:
+        """A new user gets random scores too, the next draws of the generator."""
+        return torch.rand(len(item_sets), self.n_items, generator=self._gen).to(self.device)
+
     def settings(self):
         return {"seed": self.seed}
 
