@@ -59,8 +59,8 @@ class BSPM(GFCF):
         """:math:`x \\tilde P` for a batch ``[B, n_items]``, as two sparse products."""
         return (self._r_norm_t @ (self._r_norm @ x.T.contiguous())).T
 
-    def score_users(self, users: torch.Tensor) -> torch.Tensor:
-        x = super().score_users(users)  # GF-CF: the blurred scores
+    def _score_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        x = super()._score_rows(rows)  # GF-CF: the blurred scores
         if self.sharpen_time == 0:
             return x
         h = self.sharpen_time / self.sharpen_steps

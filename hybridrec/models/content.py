@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..data import Interactions
 from ..text.item_text import DEFAULT_TEMPLATE
-from .base import Recommender
+from .base import Recommender, item_sets_csr
 from .content_base import ContentAware
 
 _DAY = 86400.0
@@ -77,6 +77,12 @@ class ContentRecommender(ContentAware, Recommender):
     Nothing is trained: items with no interactions (cold or new) score like any other.
     Users with no training interactions score 0 everywhere.
 
+    New users: one known by liked items gets the profile of those items, exactly as a
+    training user with them (a plain mean: the list has no timestamps); one who describes
+    their taste in words (:meth:`recommend_for_text`) is profiled as if their only item had
+    that text, so :math:`s_{ui} = \cos(q, c_i)` (cosine) for the encoded text :math:`q`.
+    Similar items: the cosine of the items' content embeddings.
+
     Args:
         text_model: sentence-transformers model name or folder (default all-MiniLM-L6-v2).
         text_template: how item strings are built (:mod:`hybridrec.text.item_text`).
@@ -89,6 +95,7 @@ class ContentRecommender(ContentAware, Recommender):
     """
 
     name = "content"
+    text_queries = True
 
     def __init__(self, text_model: str | None = None, text_template: str = DEFAULT_TEMPLATE,
                  recency_half_life_days: float | None = None, similarity: str = "cosine",
@@ -124,7 +131,11 @@ class ContentRecommender(ContentAware, Recommender):
 
     def _prepare(self) -> None:
         self._item_vecs = self._item_vectors(self._content)
-        self._user_vecs = F.normalize(self._profiles, dim=1) if self.similarity == "cosine" else self._profiles
+        self._user_vecs = self._profile_vectors(self._profiles)
+
+    def _profile_vectors(self, profiles: torch.Tensor) -> torch.Tensor:
+        """Scoring vectors of users with these profiles :math:`p_u`."""
+        return F.normalize(profiles, dim=1) if self.similarity == "cosine" else profiles
 
     def _item_vectors(self, content: torch.Tensor) -> torch.Tensor:
         return F.normalize(content, dim=1) if self.similarity == "cosine" else content
@@ -140,6 +151,20 @@ class ContentRecommender(ContentAware, Recommender):
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self._user_vectors(users) @ self._item_vecs.T
+
+    def score_item_sets(self, item_sets) -> torch.Tensor:
+        """A new user's profile is the mean vector of their liked items (a repeat counts twice)."""
+        profiles = weighted_row_means(item_sets_csr(item_sets, self.n_items, counts=True), self._item_vecs)
+        return self._profile_vectors(profiles) @ self._item_vecs.T
+
+    def score_texts(self, texts, encoder=None) -> torch.Tensor:
+        """A text is profiled as an item with that text would be."""
+        return self._profile_vectors(self._item_vectors(self._encode_texts(texts, encoder))) @ self._item_vecs.T
+
+    def item_similarities(self, items: torch.Tensor) -> torch.Tensor:
+        """Cosine of the items' content embeddings."""
+        c = F.normalize(self._content.float(), dim=1)
+        return c[items.to(c.device)] @ c.T
 
     def to(self, device) -> "ContentRecommender":
         super().to(device)

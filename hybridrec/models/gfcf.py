@@ -8,7 +8,7 @@ import torch
 
 from ..data import Interactions
 from ..graph.adjacency import to_torch_csr, normalized_bipartite
-from .base import Recommender
+from .base import Recommender, item_sets_csr
 
 
 class GFCF(Recommender):
@@ -22,6 +22,10 @@ class GFCF(Recommender):
 
     The first term is computed as two sparse-dense products per batch of users (the
     ``n_items x n_items`` filter is never formed).
+
+    A new user is scored exactly as a training user with the same items (the formula needs
+    only the row :math:`r_u`); an item's similar items are the filter's scores for a user
+    whose row holds that item alone.
 
     Args:
         n_factors: singular vectors ``k`` of the ideal low-pass filter (default 256).
@@ -75,7 +79,20 @@ class GFCF(Recommender):
         return torch.as_tensor(self._seen[users].toarray(), device=self.device)
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
-        rows = self._user_rows(users)                                   # B x I
+        return self._score_rows(self._user_rows(users))
+
+    def score_item_sets(self, item_sets) -> torch.Tensor:
+        """Exact: the scores of a user whose binary row holds these items."""
+        return self._score_rows(torch.as_tensor(item_sets_csr(item_sets, self.n_items).toarray(), device=self.device))
+
+    def item_similarities(self, items: torch.Tensor) -> torch.Tensor:
+        """The filter's row of each item: the scores of a user who has that item alone."""
+        rows = torch.zeros(len(items), self.n_items, device=self.device)
+        rows[torch.arange(len(items), device=self.device), items.to(self.device)] = 1.0
+        return self._score_rows(rows)
+
+    def _score_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Scores of users with these binary interaction rows ``[B, n_items]`` (the formula)."""
         user_sim = self._r_norm @ rows.T.contiguous()                   # U x B  = R~ r_u^T
         linear = (self._r_norm_t @ user_sim).T                          # B x I  = r_u R~^T R~
         if self._vt.shape[0] == 0:
