@@ -7,12 +7,14 @@ from abc import abstractmethod
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig
 from ..data import Interactions
 from ..train import TrainHistory, train_bpr
 from .base import Recommender
+from .foldin import FoldIn, fold_in_bpr
 
 
 class EmbeddingRecommender(Recommender):
@@ -23,6 +25,10 @@ class EmbeddingRecommender(Recommender):
     the layer-0 embeddings the L2 penalty applies to. After :meth:`fit`, the final tables
     are kept, so scoring costs one matrix product per batch of users.
 
+    A new user known by liked items is folded in by fitting a user vector against the
+    fixed final item vectors with BPR (:func:`~hybridrec.models.foldin.fold_in_bpr`, with
+    the settings :attr:`fold_in`); similar items are the cosine of the final item vectors.
+
     Args:
         dim: embedding size.
         train: BPR training settings (:class:`~hybridrec.config.TrainConfig` or a dict).
@@ -32,6 +38,9 @@ class EmbeddingRecommender(Recommender):
     """
 
     trainable = True
+    #: settings of the BPR fold-in of new users (:meth:`score_item_sets`); assign a
+    #: :class:`~hybridrec.models.foldin.FoldIn` to an instance to change them (not saved).
+    fold_in: FoldIn = FoldIn()
 
     def __init__(
         self,
@@ -85,6 +94,15 @@ class EmbeddingRecommender(Recommender):
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self._user_emb[users.to(self._user_emb.device)] @ self._item_emb.T
+
+    def score_item_sets(self, item_sets) -> torch.Tensor:
+        """A user vector fitted by BPR against the fixed final item vectors (:attr:`fold_in`)."""
+        return fold_in_bpr(self._item_emb, item_sets, self.fold_in) @ self._item_emb.T
+
+    def item_similarities(self, items: torch.Tensor) -> torch.Tensor:
+        """Cosine of the final item vectors."""
+        v = F.normalize(self._item_emb.float(), dim=1)
+        return v[items.to(v.device)] @ v.T
 
     def to(self, device) -> "EmbeddingRecommender":
         super().to(device)

@@ -67,6 +67,7 @@ from ..graph import BipartiteGraph
 from ..text.item_text import DEFAULT_TEMPLATE
 from ..train import train_bpr
 from ..train.loop import parse_metric
+from .base import item_sets_csr
 from .content import weighted_row_means
 from .content_base import ContentAware
 from .embedding import EmbeddingRecommender
@@ -344,6 +345,7 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
     """
 
     name = "hybrid"
+    text_queries = True
 
     def __init__(self, dim: int = 64, threshold: float | str = "auto", graph_weight: float | str = "auto",
                  projection_weight: float | str = "auto", calibrate: bool = True, calibration_users: int = 4000,
@@ -669,14 +671,17 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
                              shape=(n_users, n_items))
         seen.sum_duplicates()
         self._seen = seen
-        counts = torch.as_tensor(np.asarray(seen.sum(axis=0)).ravel().astype(np.int64))
-        self._refold(seen, counts, n_users)
+        self.parts = self._folded_parts(seen)
         self._cache_embeddings()
         return {"interactions": len(users), "new_users": len(fresh), "new_items": new_item_count,
                 "items_touched": int(len(np.unique(items_idx)))}
 
-    def _refold(self, seen: sp.csr_matrix, counts: torch.Tensor, n_users: int) -> None:
-        """Parts for the grown graph: LightGCN's propagation from the layer-0 embeddings."""
+    def _folded_parts(self, seen: sp.csr_matrix) -> HybridParts:
+        """Parts for the grown graph ``seen`` (interaction counts; users and items beyond the
+        current parts are new): LightGCN's propagation from the layer-0 embeddings. Pure:
+        the model is not changed."""
+        n_users = seen.shape[0]
+        counts = torch.as_tensor(np.asarray(seen.sum(axis=0)).ravel().astype(np.int64))
         p = self.parts
         text = F.normalize(self._content.float(), dim=1)
         n_old_items, n_old_users = p.item_layer0.shape[0], p.user_layer0.shape[0]
@@ -699,8 +704,49 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
         users, items = module()
         warm = (counts > 0).to(self.device)
         item_graph = torch.where(warm[:, None], items, torch.zeros_like(items))
-        self.parts = HybridParts(users, item_graph, user0, item0, weighted_row_means(seen, text), text,
-                                 text @ self._proj_weight.T, counts.float())
+        return HybridParts(users, item_graph, user0, item0, weighted_row_means(seen, text), text,
+                           text @ self._proj_weight.T, counts.float())
+
+    # -- new users and similar items ---------------------------------------------------------
+    @torch.no_grad()
+    def score_item_sets(self, item_sets) -> torch.Tensor:
+        r"""Each new user folded in as :meth:`update` would fold them in, alone, without
+        changing the model: the graph grown by their interactions (a repeat counts twice),
+        their layer-0 embedding the mean of their items', LightGCN's propagation, their text
+        profile, and the grown item counts in :math:`\lambda_i`. One propagation per user."""
+        out = []
+        for items in item_sets:
+            seen = sp.vstack([self._seen, item_sets_csr([items], self.n_items, counts=True)]).tocsr()
+            p = self._folded_parts(seen)
+            mine = HybridParts(p.user_graph[-1:], p.item_graph, p.user_layer0[-1:], p.item_layer0, p.profiles[-1:],
+                               p.item_text, p.item_proj, p.counts)  # the standardisation is per user
+            users, items_vec = combined_embeddings(mine, self.chosen)
+            out.append(users @ items_vec.T)
+        return torch.cat(out)
+
+    def score_texts(self, texts, encoder=None) -> torch.Tensor:
+        r"""The text part for a user with no history: the standardised score
+        :math:`\hat t_{ui}` of the text profile :math:`p` (the encoded text, normalised, as a
+        one-item profile) against the items' text. With no graph embedding, the graph and
+        projected-text scores are unknown, so the blend, which weighs them, is not applied;
+        the ranking is the content model's cosine ranking."""
+        profile = F.normalize(self._encode_texts(texts, encoder), dim=1)
+        mu, sd = user_stats(profile, self.parts.item_text)
+        return (profile @ self.parts.item_text.T - mu[:, None]) / sd[:, None]
+
+    def item_similarities(self, items: torch.Tensor) -> torch.Tensor:
+        r"""Pearson correlation of two items' blended scores over the model's users,
+        :math:`v_i^\top \Sigma v_j / (\sigma_i \sigma_j)` with :math:`v` the combined item
+        vectors and :math:`\Sigma` the users' covariance: the combined vectors carry
+        per-user constants (the standardisation, the text part's offset) that a plain cosine
+        would mistake for likeness."""
+        u, v = self._user_emb.double(), self._item_emb.double()
+        centred = u - u.mean(0)
+        cov = centred.T @ centred / max(len(u), 1)
+        vc = v @ cov
+        sd = (vc * v).sum(1).clamp_min(0).sqrt()
+        sel = items.to(v.device)
+        return ((vc[sel] @ v.T) / (sd[sel, None] * sd[None, :]).clamp_min(1e-12)).float()
 
     # -- devices and persistence -------------------------------------------------------------
     def to(self, device) -> "HybridRecommender":

@@ -200,6 +200,11 @@ class PinSage(ContentAware, EmbeddingRecommender):
     none score 0). Neighbour tables (:func:`~hybridrec.graph.walks.neighbour_table`) are
     sampled once per fit, seeded, and reused for training and inference.
 
+    **New users** known by liked items are scored as training users are, through the mean of
+    those items' embeddings; PinSage has no text space for users, so it does not take a
+    free-text description (``recommend_for_text``). Similar items: cosine of the final item
+    embeddings.
+
     **Cold and new items**: an item without interactions has no neighbours and no id
     embedding, so it goes through the same layers with an empty neighbourhood
     (:math:`h_{N} = 0`) from its projected content alone; a brand-new item is embedded
@@ -563,6 +568,15 @@ class PinSage(ContentAware, EmbeddingRecommender):
 
     def _user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         return self._user_emb[users.to(self._user_emb.device)]
+
+    def score_item_sets(self, item_sets) -> torch.Tensor:
+        """A new user is what a training user is: the mean final embedding of their
+        ``user_history`` last distinct liked items (the list read oldest to newest)."""
+        users = []
+        for items in item_sets:
+            recent = list(dict.fromkeys(int(i) for i in reversed(items)))[:self.user_history]
+            users.append(self._item_emb[torch.as_tensor(recent, device=self._item_emb.device)].mean(0))
+        return torch.stack(users) @ self._item_emb.T
 
     def _check_content(self) -> None:
         self._check_fitted()
