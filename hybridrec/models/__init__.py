@@ -3,6 +3,7 @@
 from .base import Recommender, accepted_settings
 from .content import ContentRecommender
 from .embedding import EmbeddingRecommender
+from .foldin import FoldIn
 from .gfcf import GFCF
 from .hybrid import HybridRecommender
 from .lightgcn import LightGCN, LightGCNModule
@@ -13,7 +14,7 @@ from .popularity import Popularity
 from .random import RandomScores
 from .registry import MODELS, REGISTRY, build_model, load_model, model_class, model_settings, models_with, settings_for
 
-__all__ = ["Recommender", "EmbeddingRecommender", "MF", "MFModule", "Popularity", "RandomScores", "LightGCN",
+__all__ = ["Recommender", "EmbeddingRecommender", "FoldIn", "MF", "MFModule", "Popularity", "RandomScores", "LightGCN",
            "LightGCNModule", "NGCF", "NGCFModule", "GFCF", "ContentRecommender", "HybridRecommender",
            "PinSage", "PinSageConv", "PinSageModule", "MODELS", "REGISTRY", "accepted_settings",
            "build_model", "load_model", "model_class", "model_settings", "models_with", "settings_for"]

@@ -343,7 +343,7 @@ def known_indices(vocab: Vocabulary, ids: list, hint: str = "", where: str = "")
     if (idx < 0).any():
         bad = list(dict.fromkeys(str(ids[j]) for j in np.flatnonzero(idx < 0)))
         shown = ", ".join(repr(b) for b in bad[:10]) + (f", ... ({len(bad)} in all)" if len(bad) > 10 else "")
-        raise UnknownIdError(f"unknown {vocab.kind} id(s) {shown}{' ' + where if where else ''}: not in the "
+        raise UnknownIdError(f"unknown {vocab.kind} id{'s' if len(bad) > 1 else ''} {shown}{' ' + where if where else ''}: not in the "
                              f"training data ({len(vocab)} {vocab.kind}s known){'; ' + hint if hint else ''}")
     return idx
 
