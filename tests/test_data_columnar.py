@@ -137,3 +137,53 @@ def test_consume_reuses_the_arrays_handed_over():
     same = np.array([1, 2, 1], dtype=np.int64)
     both = build_interactions(same, same, name="x", options=LoadOptions(), consume=True)
     assert both.user_vocab.to_list() == both.item_vocab.to_list() == ["1", "2"]
+
+
+# -- cases the property-based test (test_data_fuzz.py) found ----------------------------
+def test_unicode_padding_is_stripped_by_every_reader(tmp_path, monkeypatch):
+    # "\x1c" is whitespace to str.strip: the exact reader's regular-file path kept it.
+    (tmp_path / "inter.tsv").write_text("user_id\titem_id\n0\t\x1c7\n")
+    got = load_dataset("csv", str(tmp_path / "inter.tsv"))
+    assert got.item_vocab.to_list() == ["7"]
+    _exact(monkeypatch)
+    _same(got, load_dataset("csv", str(tmp_path / "inter.tsv")))
+
+
+def test_nul_in_an_id_is_a_bad_row_not_a_silent_merge(tmp_path):
+    (tmp_path / "inter.csv").write_text("user_id,item_id\n1,5\x00\n2,5\n")
+    with pytest.raises(DataError, match=r"line 2: NUL character in '5\\x00' in column 'item_id'"):
+        load_dataset("csv", str(tmp_path / "inter.csv"))
+    assert load_dataset("csv", str(tmp_path / "inter.csv"), on_bad_rows="skip").n_items == 1
+
+
+def test_rating_beyond_float32_is_a_bad_row(tmp_path):
+    (tmp_path / "inter.csv").write_text("user_id,item_id,rating\n1,1,4\n1,2,1e39\n")
+    with pytest.raises(DataError, match=r"line 3: rating 1e\+39 in column 'rating' is out of range"):
+        load_dataset("csv", str(tmp_path / "inter.csv"), rating_col="rating")
+
+
+def test_column_errors_name_the_header_line(tmp_path):
+    (tmp_path / "inter.csv").write_text("\nuser_id,item\n1,1\n")
+    with pytest.raises(DataError, match=r"inter.csv, line 2: item_col 'item_id' is not a column"):
+        load_dataset("csv", str(tmp_path / "inter.csv"))
+    (tmp_path / "inter.csv").write_text("user_id,user_id\n1,1\n")
+    with pytest.raises(DataError, match=r"inter.csv, line 1: the header repeats a column name"):
+        load_dataset("csv", str(tmp_path / "inter.csv"))
+
+
+def test_parquet_list_cells_and_repeated_names(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"user_id": pa.array([[1, 2], None], pa.list_(pa.int64())),
+                      "item_id": pa.array([1, 2])})
+    pq.write_table(table, tmp_path / "inter.parquet")
+    with pytest.raises(DataError, match=r"row 2: missing value in column 'user_id'"):
+        load_dataset("csv", str(tmp_path / "inter.parquet"))
+    data = load_dataset("csv", str(tmp_path / "inter.parquet"), on_bad_rows="skip")
+    assert data.user_vocab.to_list() == ["[1 2]"]  # a list cell reads as its text
+    assert data.items.dtype == np.int64 and data.item_vocab.to_list() == ["1"]
+    pq.write_table(pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["a", "a"]),
+                   tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match=r"dup.parquet: cannot read parquet file"):
+        load_dataset("csv", str(tmp_path / "dup.parquet"), user_col="a", item_col="a")

@@ -85,10 +85,15 @@ def parse_ids(values: np.ndarray, column: str, checks: RowChecks) -> np.ndarray:
         return values.astype(np.int64, copy=False)
     empty = np.asarray(values == "", dtype=bool).reshape(len(values))
     checks.flag(empty, lambda r: f"missing value in column {column!r}")
-    ints = as_int_ids(values[~empty])
+    bad = empty
+    if "\x00" in "".join(values.tolist()):  # numpy strings would drop a trailing NUL
+        nul = pd.Series(values, dtype=object).str.contains("\x00", regex=False).to_numpy(bool)
+        checks.flag(nul, lambda r: f"NUL character in {values[r]!r} in column {column!r}")
+        bad = empty | nul
+    ints = as_int_ids(values[~bad])
     if ints is not None:
         out = np.zeros(len(values), dtype=np.int64)
-        out[~empty] = ints
+        out[~bad] = ints
         return out
     return values.astype(str).astype(object)
 
@@ -108,7 +113,10 @@ def as_int_ids(values: np.ndarray) -> np.ndarray | None:
     except (ValueError, OverflowError, UnicodeEncodeError):
         return None
     digits = np.maximum(1, np.searchsorted(_POW10, np.abs(ints), side="right"))
-    if not np.array_equal(np.strings.str_len(text), digits + (ints < 0)):
+    lengths = np.strings.str_len(text)
+    if not np.array_equal(lengths, digits + (ints < 0)):
+        return None
+    if int(lengths.sum()) != sum(map(len, values.tolist())):  # a NUL numpy dropped
         return None
     return ints
 

@@ -105,6 +105,8 @@ class RawTable:
             :class:`LineRange` when records sit one per line); ``None`` for sources without
             lines (parquet), whose messages give 1-based row numbers.
         bad_lines: records dropped for a wrong field count, as ``(line, reason)`` pairs.
+        header_line: the line of the header, named by errors about columns (``None`` for
+            files without a header and sources without lines).
     """
 
     path: str
@@ -112,6 +114,7 @@ class RawTable:
     data: dict[str, np.ndarray]
     lines: np.ndarray | LineRange | None
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
+    header_line: int | None = None
 
     def __len__(self) -> int:
         return len(next(iter(self.data.values()))) if self.data else 0
@@ -129,13 +132,14 @@ class RawTable:
                 f"{option} {missing[0]!r} is not a column of this file; "
                 f"its columns are {self.columns}",
                 self.path,
+                self.header_line,
             )
 
     def subset(self, keep: np.ndarray) -> "RawTable":
         """The rows where ``keep`` is true."""
         lines = None if self.lines is None else self.lines[keep]
         return RawTable(self.path, self.columns, {k: v[keep] for k, v in self.data.items()},
-                        lines, [])
+                        lines, [], self.header_line)
 
 
 def read_records(
@@ -172,7 +176,7 @@ def read_records(
     fast = None if quoted else _regular_records(text, sep, names)
     if fast is not None:
         names, data, lines = fast
-        return RawTable(path_s, names, data, lines, [])
+        return RawTable(path_s, names, data, lines, [], 1 if header else None)
     if quoted:
         records, line_nos = _csv_records(text, sep, path_s)
     else:
@@ -181,11 +185,13 @@ def read_records(
     rows: list[list[str]] = []
     lines: list[int] = []
     bad: list[tuple[int, str]] = []
+    header_line = None
     for fields, line in zip(records, line_nos):
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # blank line
         if names is None:
             names = [f.strip() for f in fields]
+            header_line = line
         elif len(fields) != len(names):
             bad.append((line, f"expected {len(names)} fields, found {len(fields)}"))
         else:
@@ -193,16 +199,12 @@ def read_records(
             lines.append(line)
     if names is None:
         raise DataError("file is empty (no header line)", path_s)
-    _check_names(names, path_s)
+    if len(set(names)) != len(names):
+        raise DataError(f"the header repeats a column name: {names}", path_s, header_line)
     cols = list(zip(*rows)) if rows else [()] * len(names)
     data = {name: np.array([v.strip() for v in col], dtype=object).reshape(len(rows))
             for name, col in zip(names, cols)}
-    return RawTable(path_s, names, data, np.asarray(lines, dtype=np.int64), bad)
-
-
-def _check_names(names: list[str], path: str) -> None:
-    if len(set(names)) != len(names):
-        raise DataError(f"the header repeats a column name: {names}", path)
+    return RawTable(path_s, names, data, np.asarray(lines, dtype=np.int64), bad, header_line)
 
 
 def _regular_records(text: str, sep: str, names: list[str] | None):
@@ -236,6 +238,9 @@ def _regular_records(text: str, sep: str, names: list[str] | None):
     edge = is_sep | newline | (buf == 13)
     padded = bool(space[0] or space[-1] or (space[1:] & edge[:-1]).any()
                   or (space[:-1] & edge[1:]).any())
+    # str.strip also takes \x0b, \x0c, \x1c-\x1f and non-ASCII spaces: strip cell by cell
+    padded = padded or not text.isascii() or any(
+        c in text for c in "\x0b\x0c\x1c\x1d\x1e\x1f" if c != sep)
     data = {}
     for name in names:
         col = frame[name].to_numpy(dtype=object)
@@ -321,7 +326,8 @@ def read_columns(
         pa.default_memory_pool().release_unused()  # the blocks' memory, back to the system
     if data is None:
         return None
-    return RawTable(str(path), names, data, LineRange(1 + int(header), n), [])
+    return RawTable(str(path), names, data, LineRange(1 + int(header), n), [],
+                    1 if header else None)
 
 
 def _scan_plain(path: Path, sep: str, header: bool) -> tuple[list[str] | None, int] | None:

@@ -46,14 +46,15 @@ def read_table(path: str | Path, sep: str | None = None,
     """A CSV, TSV or parquet file with a header, as columns of strings.
 
     With ``kinds`` (``{column: kind}``, see :func:`~hybridrec.data.readers.read_columns`), a
-    plain CSV/TSV file gives only those columns, typed, through the fast columnar reader;
-    any other file is read whole as strings.
+    plain CSV/TSV file gives only those columns, typed, through the fast columnar reader
+    (a parquet file: only those columns, integer ones typed); any other file is read whole
+    as strings.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", str(path))
     if sep is None and path.suffix.lower() in _PARQUET:
-        return _read_parquet(path)
+        return _read_parquet(path, kinds)
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     fast = read_columns(path, sep, kinds) if kinds else None
@@ -66,20 +67,40 @@ def read_frame(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     return pd.DataFrame({c: table.data[c] for c in table.columns})
 
 
-def _read_parquet(path: Path) -> RawTable:
+def _read_parquet(path: Path, kinds: dict[str, str] | None = None) -> RawTable:
+    """A parquet file as stripped strings (missing values ``""``), rows numbered from 1.
+
+    With ``kinds``, only those columns are converted, and an integer column without nulls
+    stays ``int64`` for ids and times (``float64`` for numbers): the values its text would
+    give, without a string per cell.
+    """
     try:
         df = pd.read_parquet(path)
     except ImportError as err:
         raise DataError(f"reading parquet needs pyarrow ({err})", str(path)) from None
     except Exception as err:  # pyarrow raises its own error types for corrupt files
         raise DataError(f"cannot read parquet file ({err})", str(path)) from None
+    names = [str(c) for c in df.columns]
+    if len(set(names)) != len(names):
+        raise DataError(f"the file repeats a column name: {names}", str(path))
     data = {}
-    for col in df.columns:
-        values = df[col].astype(object)
-        data[str(col)] = np.array(
-            ["" if pd.isna(v) else str(v).strip() for v in values], dtype=object
-        ).reshape(len(df))
-    return RawTable(str(path), [str(c) for c in df.columns], data, None)
+    for col, name in zip(df.columns, names):
+        if kinds is not None and name not in kinds:
+            continue
+        values = df[col]
+        if kinds is not None and isinstance(values.dtype, np.dtype) and values.dtype.kind == "i":
+            data[name] = values.to_numpy(np.float64 if kinds[name] == "number" else np.int64)
+        else:
+            data[name] = np.array([_cell_text(v) for v in values.astype(object)],
+                                  dtype=object).reshape(len(df))
+    return RawTable(str(path), names, data, None)
+
+
+def _cell_text(value) -> str:
+    """A parquet cell as a file would hold it: missing values empty, lists as their text."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    return str(value).strip()
 
 
 def column_kinds(*, user_col: str, item_col: str, time_col: str | None,
@@ -111,9 +132,8 @@ def parse_interactions_table(table: RawTable, *, user_col: str, item_col: str,
     ratings = None
     if rating_col is not None:
         ratings = parse_numbers(table.column(rating_col), rating_col, checks)
-        values = table.column(rating_col)
         checks.flag(np.abs(ratings) > _FLOAT32_MAX,  # ratings are kept as float32
-                    lambda r: f"rating {str(values[r])!r} in column {rating_col!r} is out of "
+                    lambda r: f"rating {ratings[r]:.6g} in column {rating_col!r} is out of "
                     "range (|x| <= 3.4e38)")
     keep = checks.resolve()
     if keep.all():  # the usual case: no copies of million-row columns
