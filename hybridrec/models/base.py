@@ -146,6 +146,8 @@ class Recommender(ABC):
         ``m`` more items (new items) with the catalogue."""
         self._check_fitted()
         one, rows = self._user_indices(users)
+        if one:
+            no_titles(titles)
         ids = self.item_vocab.ids if extra is None else np.concatenate([self.item_vocab.ids, extra[1]])
         where = f"catalogue {self.n_items}" if extra is None else f"{self.n_items} known, {len(extra[1])} new"
 
@@ -162,7 +164,6 @@ class Recommender(ABC):
         exclude = self._seen[rows] if exclude_seen and self._seen is not None else None
         idx, val = rank_rows(score, len(rows), exclude, k, too_few)
         if one:
-            no_titles(titles)
             return ids[idx[0]], val[0]
         return ranked_frame(self.user_vocab.ids[rows], idx, val, ids, titles)
 
@@ -186,6 +187,8 @@ class Recommender(ABC):
         """
         self._check_fitted()
         one, names, queries = parse_queries(liked, "liked")
+        if one:
+            no_titles(titles)
         sets = []
         for name, items in zip(names, queries):
             items = [items] if is_one_id(items) else list(items)
@@ -202,7 +205,6 @@ class Recommender(ABC):
 
         idx, val = rank_rows(lambda pos: self.score_item_sets([sets[p] for p in pos]), len(sets), exclude, k, too_few)
         if one:
-            no_titles(titles)
             return self.item_vocab.ids[idx[0]], val[0]
         return ranked_frame(names, idx, val, self.item_vocab.ids, titles)
 
@@ -226,6 +228,8 @@ class Recommender(ABC):
         """
         self._check_fitted()
         one, names, texts = parse_queries(text, "text")
+        if one:
+            no_titles(titles)
         for name, t in zip(names, texts):
             if not isinstance(t, str) or not t.strip():
                 who = "" if one else f" of new user {name!r}"
@@ -238,7 +242,6 @@ class Recommender(ABC):
         idx, val = rank_rows(lambda pos: self.score_texts([texts[p] for p in pos], encoder), len(texts), None, k,
                              too_few)
         if one:
-            no_titles(titles)
             return self.item_vocab.ids[idx[0]], val[0]
         return ranked_frame(names, idx, val, self.item_vocab.ids, titles)
 
