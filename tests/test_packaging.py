@@ -108,6 +108,7 @@ def test_run_folder_is_readable_by_others_and_records_versions(tmp_path):
     for p in [run_dir, *run_dir.rglob("*")]:
         mode = p.stat().st_mode & 0o777
         assert mode == (0o755 if p.is_dir() else 0o644), (p, oct(mode))
+    assert json.loads((run_dir / "models" / "mf" / "versions.json").read_text())["hybridrec"]
     v = json.loads((run_dir / "versions.json").read_text())
     assert v["hybridrec"] and v["python"] == sys.version.split()[0] and v["packages"]["torch"]
     assert v["device"] == "cpu"

@@ -16,7 +16,8 @@ users. Two levels of API:
   neighbours (:meth:`item_similarities`).
 
 Persistence: :meth:`save` writes a folder with ``config.json`` (model name, settings,
-vocabularies) and ``weights.safetensors``; :func:`load_model` restores it. No pickles.
+vocabularies), ``weights.safetensors`` and ``versions.json`` (package versions, device, source
+commit); :func:`load_model` restores it. No pickles.
 Matrices are always users x items, batch first; ``recommend`` returns ``(ids, scores)``
 sorted best first.
 """
@@ -37,6 +38,7 @@ import torch
 
 from ..data import Interactions, UnknownIdError, Vocabulary
 from ..io import atomic_folder, save_tensors, write_json
+from ..support.versions import write_versions
 
 
 class Recommender(ABC):
@@ -314,6 +316,7 @@ class Recommender(ABC):
         def fill(folder: Path) -> None:
             save_tensors(folder / "weights.safetensors", tensors)
             write_json(folder / "config.json", config, indent=None)
+            write_versions(folder, str(self.device))  # what produced it: versions, device, commit
 
         atomic_folder(path, fill)
         return path
