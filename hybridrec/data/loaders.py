@@ -73,15 +73,51 @@ def _folder(name: str, load, source: Source | None = None, options=CLEANING_OPTI
 
 
 _GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
-_LIGHTGCN = "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/"
+#: The LightGCN authors' repository at a fixed commit (its last, 2023-03-20; the data files
+#: last changed in bda8fab), not the moving ``master`` branch.
+LIGHTGCN_COMMIT = "947ca2b3b1d2d3545b114145710cb06c4e57b3d2"
+_LIGHTGCN = f"https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/{LIGHTGCN_COMMIT}/data/"
+
+#: Checksums of the files the loaders read. MovieLens: SHA-256 of the files inside the
+#: GroupLens zips (the zips themselves could not be checked offline, so a download is
+#: unpacked and then compared, a difference being a warning); no pins for ml-1m (no copy to
+#: check against). LightGCN sets: ``test.txt`` by SHA-256, and ``train.txt`` by its git blob
+#: id at the commit above (the repository's own checksum; no byte-identical copy was at
+#: hand to take a SHA-256 from). Sources: GroupLens originals and the repository's tree,
+#: checked against the copies in the project's shared data folder.
+PINS = {
+    "ml-100k": (
+        ("u.data", "sha256:06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),
+        ("u.item", "sha256:553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701"),
+    ),
+    "ml-latest-small": (
+        ("ratings.csv", "sha256:aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"),
+        ("movies.csv", "sha256:5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07"),
+        ("tags.csv", "sha256:92a9f8bb7916dceef6151209845788c3643f794dfa79d1feaec7121b5960399d"),
+    ),
+    "gowalla": (
+        ("train.txt", "git-blob:a27782bd7a1d4d0744148dc0460ea94da74763f2"),
+        ("test.txt", "sha256:099a2a73924e4b754dc6efd730d764f492321b53c38eb93298850c83acf57be3"),
+    ),
+    "yelp2018": (
+        ("train.txt", "git-blob:cda12361055ba448ae4bd1070f6000c16dea8f22"),
+        ("test.txt", "sha256:9cd9b37926cd1447a06625ffa7914527573fb097c10cb0bbdb1d1b8ded3742fe"),
+    ),
+    "amazon-book": (
+        ("train.txt", "git-blob:6ef55159c5f1fd7f6d86eb9ff290d0cc2854ac99"),
+        ("test.txt", "sha256:6250754994dd953b91b48dccdd77a73f318e0634b4757c2abfcc9d33a54ab0f5"),
+    ),
+}
 
 
 def _grouplens(name: str) -> Source:
-    return Source((f"{_GROUPLENS}{name}.zip",), is_zip=True, folder=name)
+    return Source((f"{_GROUPLENS}{name}.zip",), is_zip=True, folder=name,
+                  checksums=PINS.get(name, ()))
 
 
 def _lightgcn(name: str) -> Source:
-    return Source(tuple(f"{_LIGHTGCN}{name}/{f}" for f in ("train.txt", "test.txt")))
+    return Source(tuple(f"{_LIGHTGCN}{name}/{f}" for f in ("train.txt", "test.txt")),
+                  checksums=PINS[name])
 
 
 _CSV_OPTIONS = tuple(p for p in inspect.signature(load_csv).parameters

@@ -32,10 +32,12 @@ from .fields import MAX_UNIX_TIME
 
 
 def require_file(folder: str | Path, filename: str) -> Path:
-    """``folder / filename``, or a DataError that lists what the folder holds."""
+    """``folder / filename``, or a DataError that lists what the folder holds (hidden
+    files, such as the checksum cache, left out)."""
     path = Path(folder) / filename
     if not path.is_file():
-        have = sorted(p.name for p in Path(folder).iterdir()) if Path(folder).is_dir() else []
+        have = sorted(p.name for p in Path(folder).iterdir()
+                      if not p.name.startswith(".")) if Path(folder).is_dir() else []
         raise DataError(f"expected file {filename!r} in this folder (it holds {have})",
                         str(folder))
     return path
