@@ -187,3 +187,30 @@ def test_parquet_list_cells_and_repeated_names(tmp_path):
                    tmp_path / "dup.parquet")
     with pytest.raises(DataError, match=r"dup.parquet: cannot read parquet file"):
         load_dataset("csv", str(tmp_path / "dup.parquet"), user_col="a", item_col="a")
+
+
+@pytest.mark.parametrize("extra", ["", "2::7::4::978300000\n", "2::7:::4::978300000\n",
+                                   "2::7::4::97830:0000\n", "2:::7::4::978300000\n",
+                                   "2::7::4::978300000::\n", "2::007::4::1\n"])
+def test_ml_1m_double_colon_ratings_match_the_exact_reader(tmp_path, monkeypatch, extra):
+    (tmp_path / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::978302109\n" + extra)
+    (tmp_path / "movies.dat").write_text("661::A (1996)::Drama\n1193::B (1975)::Drama\n")
+    plain = extra in ("", "2::7::4::978300000\n", "2::007::4::1\n")
+    kinds = {"user": "id", "item": "id", "rating": "number", "timestamp": "time"}
+    table = readers.read_columns(tmp_path / "ratings.dat", "::", kinds, header=False,
+                                 columns=list(kinds))
+    assert (table is not None) == plain
+
+    def outcome():
+        try:
+            return load_dataset("ml-1m", str(tmp_path), on_bad_rows="error")
+        except DataError as err:
+            return str(err)
+
+    got = outcome()
+    _exact(monkeypatch)
+    want = outcome()
+    if isinstance(got, str) or isinstance(want, str):
+        assert got == want
+    else:
+        _same(got, want)

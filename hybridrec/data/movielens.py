@@ -38,7 +38,7 @@ def _ratings(path: Path, sep: str, options: LoadOptions, header: bool = False):
     names = None if header else _RATING_COLS
     table = read_columns(path, sep, dict(zip(cols, ("id", "id", "number", "time"))),
                          header=header, columns=names)
-    if table is None:  # not plain (or "::"-separated): the exact reader
+    if table is None:  # not plain: the exact reader, which locates each problem
         table = read_records(path, sep, header=header, columns=names, quoting=False)
     return parse_interactions_table(table, user_col=cols[0], item_col=cols[1],
                                     time_col=cols[3], rating_col=cols[2],

@@ -298,7 +298,8 @@ def read_columns(
 
     Args:
         path: the file.
-        sep: one-character field separator.
+        sep: field separator: one character, or one repeated (MovieLens 1M's ``"::"``,
+            read as that character with empty fields between, which must stay empty).
         kinds: ``{column: kind}``, kinds from :data:`COLUMN_KINDS`. Only these columns are
             converted; those the file lacks are left out, for :meth:`RawTable.require` to
             report.
@@ -307,7 +308,7 @@ def read_columns(
         encoding: the file's encoding; only UTF-8 files take this path.
     """
     utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
-    if len(sep) != 1 or not sep.isascii() or sep in '"\r\n' or not utf8:
+    if len(set(sep)) != 1 or not sep.isascii() or sep[0] in '"\r\n' or not utf8:
         return None
     scan = _scan_plain(Path(path), sep, header)
     if scan is None:
@@ -372,18 +373,28 @@ def _read_typed(path, sep: str, names: list[str], wanted: dict[str, str], header
     """Stream the file through pyarrow in blocks, filling one preallocated array per
     column; ``None`` as soon as a value will not do (pyarrow's own errors propagate)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
+    # "a::b" is read as "a", "", "b" with ":" as the separator: one gap field per extra
+    # character, which must be empty (a ":" inside a value shifts or fills a gap).
+    fields, gaps = [], []
+    for i, name in enumerate(names):
+        if i:
+            gaps += [f"\x00gap {i}.{j}" for j in range(len(sep) - 1)]
+            fields += gaps[len(gaps) - len(sep) + 1:]
+        fields.append(name)
+    types = {c: pa.string() if k == "id" else pa.float64() for c, k in wanted.items()}
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(header),
+        read_options=pacsv.ReadOptions(column_names=fields, skip_rows=int(header),
                                        block_size=_BLOCK),
-        parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=False, double_quote=False,
-                                         escape_char=False, newlines_in_values=False),
+        parse_options=pacsv.ParseOptions(delimiter=sep[0], quote_char=False,
+                                         double_quote=False, escape_char=False,
+                                         newlines_in_values=False),
         convert_options=pacsv.ConvertOptions(
-            include_columns=list(wanted), null_values=[], strings_can_be_null=False,
-            column_types={c: pa.string() if k == "id" else pa.float64()
-                          for c, k in wanted.items()}),
+            include_columns=list(wanted) + gaps, null_values=[], strings_can_be_null=False,
+            column_types={**types, **{g: pa.string() for g in gaps}}),
     )
     cols = {c: _Column(kind, n) for c, kind in wanted.items()}
     filled = 0
@@ -393,6 +404,8 @@ def _read_typed(path, sep: str, names: list[str], wanted: dict[str, str], header
         for name, col in cols.items():
             if not col.put(batch.column(name), filled):
                 return None
+        if any(pc.max(pc.binary_length(batch.column(g))).as_py() for g in gaps):
+            return None
         filled += batch.num_rows
     return {c: col.values for c, col in cols.items()} if filled == n else None
 
