@@ -10,10 +10,11 @@ Two readers share one result, the :class:`RawTable`:
   blank lines, rows of the wrong length (kept aside for ``on_bad_rows``), each problem
   located by line;
 - :func:`read_columns`, the fast path for large plain files: pyarrow's CSV reader reads
-  only the columns asked for, straight into ``int64``/``float64`` arrays (about 20x faster
-  than :func:`read_records` on a 2M-row file, in a quarter of the memory). It declines
-  (returns ``None``) whenever the file holds anything that :func:`read_records` would
-  report or read differently, so callers fall back to the exact reader and its messages.
+  only the columns asked for, straight into ``int64``/``float64`` arrays (a 2M-row file
+  loads about 10x faster and in a tenth of the memory than through :func:`read_records`;
+  ``benchmarks/load_speed.py``). It declines (returns ``None``) whenever the file holds
+  anything that :func:`read_records` would report or read differently, so callers fall
+  back to the exact reader and its messages.
 """
 
 from __future__ import annotations
