@@ -168,7 +168,8 @@ def main() -> None:
               f"{s['cpu_s_median']:>10.2f} s{s['peak_rss_growth_mb_max']:>17.0f} MB"
               f" ({s['peak_rss_growth_mb_max'] * 1e6 / size:.1f}x file)")
     print("\n" + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
-    print(f"machine: {info['cpu']}, {info['logical_cores']} cores, load {info['load_average_at_start']}")
+    print(f"machine: {info['cpu']}, {info['logical_cores']} cores, "
+          f"load {info['load_average_at_start']}")
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"rows": args.rows, "file_bytes": size, "machine": info,
               "measured": "each load in a fresh subprocess after its imports; median of "

@@ -158,7 +158,8 @@ def test_nul_in_an_id_is_a_bad_row_not_a_silent_merge(tmp_path):
 
 def test_rating_beyond_float32_is_a_bad_row(tmp_path):
     (tmp_path / "inter.csv").write_text("user_id,item_id,rating\n1,1,4\n1,2,1e39\n")
-    with pytest.raises(DataError, match=r"line 3: rating 1e\+39 in column 'rating' is out of range"):
+    with pytest.raises(DataError,
+                       match=r"line 3: rating 1e\+39 in column 'rating' is out of range"):
         load_dataset("csv", str(tmp_path / "inter.csv"), rating_col="rating")
 
 

@@ -225,7 +225,8 @@ def test_registry_sources_are_pinned():
                 assert spec.source.pin(url.rsplit("/", 1)[1]) is not None, url
         for filename, pin in spec.source.checksums:
             kind, _, hexdigest = pin.partition(":")
-            assert kind in paths.CHECKSUM_KINDS and len(hexdigest) == (64 if kind == "sha256" else 40)
+            assert kind in paths.CHECKSUM_KINDS
+            assert len(hexdigest) == (64 if kind == "sha256" else 40), filename
 
 
 @pytest.mark.parametrize("name", ["ml-100k", "ml-latest-small", "gowalla"])
