@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m hybridrec.run") -
     try:
         cfg = resume_config(args) if args.resume is not None else build_config(args)
         precheck(cfg, args)
-        from .experiments.common import resolve_device
+        from .experiments.common import deterministic_on_cpu, resolve_device
 
         cfg.run.device = resolve_device(cfg.run.device)
         MODES[cfg.run.mode].check(cfg)
@@ -251,9 +251,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m hybridrec.run") -
     dist = context(cfg.run.device)  # None unless started by a distributed launcher
     if dist is not None and cfg.run.device.startswith("cuda"):
         cfg.run.device = str(dist.accelerator.device)  # one GPU per process: cuda:<local rank>
+    import torch
+
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    deterministic_on_cpu(cfg.run.device)  # the same seed gives the same metrics, whatever the threads
     try:
         return _run(cfg, args, dist)
     finally:
+        torch.use_deterministic_algorithms(was_deterministic)  # a caller's own setting comes back
         if dist is not None:
             dist.close()
 

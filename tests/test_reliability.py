@@ -192,3 +192,23 @@ def test_load_model_checks_weights_against_config(tmp_path, split):
     save_file({k: v for k, v in weights.items() if k != "item_emb"}, str(tmp_path / "mf" / "weights.safetensors"))
     with pytest.raises(ValueError, match="KeyError: 'item_emb'.*save the model again"):
         load_model(tmp_path / "mf")
+
+
+# -- 2. the same seed gives the same metrics, every model family -------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, model", [("collab", "mf"), ("collab", "lightgcn"), ("collab", "ngcf"),
+                                         ("collab", "pinsage"), ("hybrid", None)])
+def test_two_seeded_runs_give_identical_metrics(tmp_path, mode, model):
+    """Two processes with two threads each (where CPU kernels may add in any order): the
+    command line's deterministic kernels make the metrics equal to the last digit."""
+    args = ["--mode", mode, *(["--model", model] if model else []), *SMALL, "--set", "train.epochs=3",
+            "--set", "model.params={dim: 16}" if model else "train.patience=2", "--seed", "3"]
+    metrics = []
+    for i in range(2):
+        out = subprocess.run([sys.executable, "-m", "hybridrec.run", *args, "--out-dir", str(tmp_path / str(i)),
+                              "--set", "run.name=r"], capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "OMP_NUM_THREADS": "2"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        doc = json.loads((tmp_path / str(i) / "r" / "metrics.json").read_text())
+        metrics.append({m: r["metrics"] for m, r in doc.items()})
+    assert metrics[0] == metrics[1]
