@@ -22,7 +22,7 @@ from ..data import Interactions
 from ..data.sequences import history_means, history_tail, recent_items
 from ..graph.walks import ComputationGraph, WalkGraph, computation_graph, neighbour_table
 from ..text.item_text import DEFAULT_TEMPLATE
-from ..train import TrainHistory, UniformNegativeSampler, fit_loop, ranking_validator
+from ..train import TrainHistory, UniformNegativeSampler, attach, fit_loop, ranking_validator
 from ..train.distributed import DistContext
 from .content_base import ContentAware
 from .embedding import EmbeddingRecommender
@@ -549,6 +549,7 @@ class PinSage(ContentAware, EmbeddingRecommender):
             items = self._embed_all()
             return self._users_from(items), items
 
+        attach(optimizers=opts, generators={"sampling": gen})  # checkpoints (if a run keeps them) resume exactly
         return fit_loop(self.module, run_epoch, cfg,
                         validate=ranking_validator(embed, train, valid, cfg, batch_size=self.eval_batch_size),
                         desc="train PinSage", show_progress=dist is None or dist.is_main,
