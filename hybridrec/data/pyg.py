@@ -106,7 +106,7 @@ def _hetero_data():
         from torch_geometric.data import HeteroData
     except ImportError as err:
         raise ImportError(f"PyG interop needs torch_geometric ({err}); "
-                          "pip install torch-geometric") from err
+                          "pip install torch-geometric (the hybridrec[pyg] extra)") from err
     return HeteroData
 
 
