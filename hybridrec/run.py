@@ -242,6 +242,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m hybridrec.run") -
             from .data.splits import check_split_options
 
             check_split_options(cfg.data.split, **cfg.data.split_options)
+        if args.new_items is not None and cfg.run.mode in ("cold", "hybrid"):
+            from .experiments.common import model_params
+            from .experiments.single import check_new_items_file
+
+            check_new_items_file(args.new_items, model_params(cfg.model.name, cfg.model.params))
     except (ConfigError, ValueError, RuntimeError) as e:  # settings, or a model that is not installed
         print(f"error: {e}", file=sys.stderr)
         return 2

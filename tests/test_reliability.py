@@ -187,7 +187,7 @@ def test_load_model_checks_weights_against_config(tmp_path, split):
     MF(dim=8, train=TrainConfig(epochs=1, progress=False)).fit(split.train).save(tmp_path / "mf")
     weights = load_file(str(tmp_path / "mf" / "weights.safetensors"))
     save_file({**weights, "item_emb": weights["item_emb"][:-3]}, str(tmp_path / "mf" / "weights.safetensors"))
-    with pytest.raises(ValueError, match="config.json lists 150 items"):
+    with pytest.raises(ValueError, match="147 items, config.json lists 200 users and 150 items"):
         load_model(tmp_path / "mf")
     save_file({k: v for k, v in weights.items() if k != "item_emb"}, str(tmp_path / "mf" / "weights.safetensors"))
     with pytest.raises(ValueError, match="KeyError: 'item_emb'.*save the model again"):
@@ -212,3 +212,34 @@ def test_two_seeded_runs_give_identical_metrics(tmp_path, mode, model):
         doc = json.loads((tmp_path / str(i) / "r" / "metrics.json").read_text())
         metrics.append({m: r["metrics"] for m, r in doc.items()})
     assert metrics[0] == metrics[1]
+
+
+def test_load_model_refuses_user_tables_that_disagree_with_the_vocabulary(tmp_path, split):
+    from safetensors.torch import load_file, save_file
+
+    MF(dim=8, train=TrainConfig(epochs=1, progress=False)).fit(split.train).save(tmp_path / "mf")
+    weights = load_file(str(tmp_path / "mf" / "weights.safetensors"))
+    save_file({**weights, "user_emb": torch.cat([weights["user_emb"], weights["user_emb"][:5]])},
+              str(tmp_path / "mf" / "weights.safetensors"))
+    with pytest.raises(ValueError, match="205 users and 150 items, config.json lists 200 users"):
+        load_model(tmp_path / "mf")
+
+
+# -- 4. --new-items problems are found before training ------------------------------------
+@pytest.mark.parametrize("rows, message", [
+    ("x1,Harbour\nx1,Again\n", "duplicate item id(s) 'x1'"),
+    ("x1,\n", "have no text"),
+    ("i001,Known title\n", "already in the model's catalogue"),
+])
+def test_new_items_problems_stop_the_run_before_training(tmp_path, capsys, rows, message):
+    f = tmp_path / "new.csv"
+    f.write_text("item_id,title\n" + rows)
+    code = main(["--mode", "hybrid", *SMALL, "--new-items", str(f), "--out-dir", str(tmp_path / "runs"),
+                 "--set", "train.epochs=1"])
+    assert code != 0 and message in capsys.readouterr().err
+    assert not list((tmp_path / "runs").rglob("weights.safetensors"))  # nothing was trained
+
+
+def test_model_settings_out_of_range_fail_before_the_run_folder(tmp_path, capsys):
+    assert main(["--model", "mf", *SMALL, "--set", "model.params.dim=0", "--out-dir", str(tmp_path / "r")]) == 2
+    assert "dim must be an integer >= 1" in capsys.readouterr().err and not (tmp_path / "r").exists()

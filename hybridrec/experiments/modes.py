@@ -30,10 +30,14 @@ class Mode:
 
 
 def _check_models(cfg: Config) -> None:
+    from ..models import build_model
     from ..train.distributed import check_distributed
     from .common import model_params
 
-    check_distributed(list(model_params(cfg.model.name, cfg.model.params)))
+    per_model = model_params(cfg.model.name, cfg.model.params)
+    check_distributed(list(per_model))
+    for name, params in per_model.items():  # values too (dim=0, ...): constructing a model is cheap
+        build_model(name, params, device="cpu", seed=cfg.run.seed, train=cfg.train)
 
 
 def _check_compare(cfg: Config) -> None:

@@ -35,6 +35,8 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
     write_item_titles(run_dir, split.train)
 
     per_model = model_params(cfg.model.name, cfg.model.params)
+    if new_items is not None:  # checked against the catalogue before any training, not after it
+        check_new_items_file(new_items, per_model, split.train.item_vocab)
     dist = distributed.context(cfg.run.device)
     rows, all_results, histories, new_rows, fitted = [], {}, {}, [], {}
     for name in per_model:
@@ -89,6 +91,24 @@ def _checkpoints(cfg: Config, run_dir: Path, name: str, dist):
     if cfg.train.checkpoint_every <= 0 or dist is not None:
         return contextlib.nullcontext(None)
     return checkpointing(run_dir / "checkpoints" / name, cfg.train.checkpoint_every)
+
+
+def check_new_items_file(path: str, per_model: dict[str, dict], known=None) -> None:
+    """Parse ``--new-items`` as each content-aware model of the run will (its text template;
+    ids the catalogue already has, when ``known`` is given): every problem of the file is an
+    error before training. A model that is not content-aware is an error too."""
+    from ..models import model_class
+    from ..text.item_text import DEFAULT_TEMPLATE
+    from ..text.new_items import parse_new_items, read_new_items
+
+    frame = read_new_items(path)
+    aware = [n for n in per_model if model_class(n).content_aware]
+    if not aware:
+        raise ConfigError(f"--new-items needs a content-aware model (content, hybrid, pinsage); the run trains "
+                          f"{', '.join(per_model)}")
+    for name in aware:
+        parse_new_items(frame, template=per_model[name].get("text_template", DEFAULT_TEMPLATE), known=known,
+                        where=str(path))
 
 
 def write_item_titles(run_dir: Path, data) -> None:

@@ -51,6 +51,8 @@ class EmbeddingRecommender(Recommender):
         eval_batch_size: int | None = None,
     ):
         super().__init__(device)
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
         self.dim = int(dim)
         if isinstance(train, dict) or train is None:
             train = TrainConfig(**(train or {}))

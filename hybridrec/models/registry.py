@@ -135,6 +135,11 @@ def _check_loaded(model: Recommender) -> None:
     random scores draw from a generator that a check must not advance)."""
     if not len(model.user_vocab) or not model.full_ranking or not model.personalised:
         return
+    if hasattr(model, "embeddings"):  # the tables' rows must be the vocabularies
+        users, items = model.embeddings()
+        if (len(users), len(items)) != (len(model.user_vocab), len(model.item_vocab)):
+            raise ValueError(f"the weights hold {len(users)} users and {len(items)} items, config.json lists "
+                             f"{len(model.user_vocab)} users and {len(model.item_vocab)} items")
     scores = model.score_users(torch.zeros(1, dtype=torch.long, device=model.device))
     if tuple(scores.shape) != (1, len(model.item_vocab)):
         raise ValueError(f"the weights score {tuple(scores.shape)} for one user, config.json lists "
