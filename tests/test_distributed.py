@@ -1,4 +1,5 @@
-"""Data-parallel PinSage: two CPU processes (accelerate launch, DDP with gloo) against one."""
+"""Data-parallel training: two CPU processes (accelerate launch, DDP with gloo) against one,
+for PinSage and the BPR families (MF, LightGCN, NGCF, the hybrid)."""
 
 import json
 import os
@@ -30,11 +31,11 @@ def test_distributed_run_refuses_models_that_cannot_share_batches(monkeypatch, c
     monkeypatch.setenv("WORLD_SIZE", "1")
     check_distributed(["mf"])  # one process: anything goes
     monkeypatch.setenv("WORLD_SIZE", "2")
-    check_distributed(["pinsage"])
-    with pytest.raises(ValueError, match="mf.*without accelerate launch"):
-        check_distributed(["pinsage", "mf"])
-    assert main(["--model", "mf", "--dataset", "synthetic", "--quiet"]) == 2
-    assert "trains only pinsage" in capsys.readouterr().err
+    check_distributed(["pinsage", "mf", "lightgcn", "ngcf", "hybrid"])
+    with pytest.raises(ValueError, match="gfcf.*without accelerate launch"):
+        check_distributed(["pinsage", "gfcf"])
+    assert main(["--model", "gfcf", "--dataset", "synthetic", "--quiet"]) == 2
+    assert "trains only" in capsys.readouterr().err
 
 
 N_USERS, N_ITEMS = 400, 300
@@ -96,3 +97,36 @@ def test_two_processes_train_disjoint_shares_and_match_one_process(tmp_path):
     for key in ("recall@20", "ndcg@20"):
         assert two["metrics"][key] == pytest.approx(one["metrics"][key], abs=0.01)
     assert one["metrics"]["recall@20"] > 0.05  # it learned something (random is about 0.07 / 3)
+
+
+def _run_bpr(tmp, launcher: list[str], model: str) -> dict:
+    cmd = [*launcher, "-m", "hybridrec.run", "--mode", "collab", "--model", model, "--dataset", "synthetic",
+           "--set", f"data.options={{n_users: {N_USERS}, n_items: {N_ITEMS}}}", "--set", "train.epochs=3",
+           "--set", "data.split_options={n_test: 1, n_valid: 1}", "--set", "train.batch_size=1001",
+           "--set", "train.lr=0.01", "--set", "model.params={dim: 16}", "--quiet", "--out-dir", str(tmp)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (run_dir,) = tmp.iterdir()
+    doc = json.loads((run_dir / "metrics.json").read_text())[model]
+    return {"out": res.stdout, "metrics": doc["metrics"]["all"], "users": doc["n_users"]["all"],
+            "history": json.loads((run_dir / "history.json").read_text())[model]["epochs"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["mf", "lightgcn", "ngcf", "hybrid"])
+def test_bpr_models_train_and_evaluate_data_parallel_like_one_process(tmp_path, model):
+    """Every process draws the same batches and negatives and takes the loss over its share
+    of each batch (the last batch of 1001 rows splits 501 / 500); DDP averages the gradients,
+    so training follows the one-process run up to float summation order. Evaluation is
+    sharded by user and summed on every process; the main process alone writes."""
+    one = _run_bpr(tmp_path / "one", [sys.executable], model)
+    two = _run_bpr(tmp_path / "two", [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                                      "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                                      "--dynamo_backend", "no", "--main_process_port", str(_free_port())], model)
+    assert two["out"].count("run folder:") == 1
+    assert two["users"] == one["users"]
+    for e1, e2 in zip(one["history"], two["history"], strict=True):
+        assert e2["loss"] == pytest.approx(e1["loss"], rel=1e-4)
+    for key in ("recall@20", "ndcg@20", "mrr"):
+        assert two["metrics"][key] == pytest.approx(one["metrics"][key], abs=0.005)

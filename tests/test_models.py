@@ -49,7 +49,7 @@ def test_registry_names_every_scorer_once():
             "llm"} <= set(MODELS)
     for name in MODELS:
         assert MODELS[name].name == name
-    assert models_with(distributed=True) == ["pinsage"]
+    assert models_with(distributed=True) == ["mf", "lightgcn", "ngcf", "hybrid", "pinsage"]
     assert CANDIDATE_ONLY == ["llm"]
 
 

@@ -119,6 +119,7 @@ def evaluate(
     groups: dict[str, np.ndarray] | None = None,
     device=None,
     progress: bool = False,
+    dist=None,
 ) -> EvalResult:
     """Full-ranking top-K evaluation of ``model`` on ``split``.
 
@@ -140,6 +141,10 @@ def evaluate(
             and ``cold`` (no training interaction) when a target item is cold.
         device: where to rank; default the model's ``device`` attribute, else CPU.
         progress: show a progress bar.
+        dist: a data-parallel run's context (:func:`hybridrec.train.distributed.context`):
+            each process ranks its contiguous share of the users and the per-user metrics
+            are summed across processes, so every process gets the whole result (equal to
+            one process's up to the order of a float64 sum). Call it on every process.
 
     Tied scores: the top-K list keeps ``torch.topk``'s order among ties; the full rank
     behind ``mrr`` counts only items scored strictly above the best target (ties in its
@@ -177,8 +182,10 @@ def evaluate(
     full_rank = "mrr" in names
     work: dict[str, Tensor] = {}  # per-group buffers for count_greater
     neg_inf = torch.tensor(float("-inf"), device=device)
-    for i0 in _batches(n_eval, batch_size, progress):
-        i1 = min(i0 + batch_size, n_eval)
+    lo, hi = (0, n_eval) if dist is None else (dist.share(n_eval).start, dist.share(n_eval).stop)
+    for i0 in _batches(hi - lo, batch_size, progress):
+        i0 += lo
+        i1 = min(i0 + batch_size, hi)
         scores = _check_scores(score_fn(users_t[i0:i1]), i1 - i0, n_items, device)
         a, z = s_ptr[i0], s_ptr[i1]
         scores.index_put_((s_rows[a:z] - i0, s_cols[a:z]), neg_inf.to(scores.dtype))
@@ -200,12 +207,22 @@ def evaluate(
             for key, v in M.compute(hits, g.n_rel[i0:i1], first, ks, names).items():
                 store[g.name][key][i0:i1] = v
     result, n_users, n_group_items = {}, {}, {}
-    for g in plan:
+    mine = torch.zeros(n_eval, dtype=torch.bool, device=device)
+    mine[lo:hi] = True  # this process's users (all of them without dist)
+    sums = torch.stack([torch.stack([v[(g.n_rel > 0) & mine].sum() for v in store[g.name].values()])
+                        for g in plan]) if dist is not None and plan and keys else None
+    if dist is not None and sums is not None:  # each process summed its users: add the shares up
+        sums = dist.accelerator.reduce(sums, reduction="sum")
+    for gi, g in enumerate(plan):
         keep = g.n_rel > 0
         n_users[g.name] = int(keep.sum())
         n_group_items[g.name] = g.n_items
-        result[g.name] = {k: float(v[keep].mean()) if n_users[g.name] else float("nan")
-                          for k, v in store[g.name].items()}
+        if dist is None:
+            result[g.name] = {k: float(v[keep].mean()) if n_users[g.name] else float("nan")
+                              for k, v in store[g.name].items()}
+        else:
+            result[g.name] = {k: float(sums[gi, ki]) / n_users[g.name] if n_users[g.name] else float("nan")
+                              for ki, k in enumerate(store[g.name])}
     info = {"seconds": round(time.perf_counter() - start, 4), "batch_size": batch_size,
             "device": str(device)}
     return EvalResult(result, n_users, n_group_items, ks=ks, target=target, info=info)

@@ -52,13 +52,14 @@ def run_models(cfg: Config, run_dir: Path, new_items: str | None = None, top_k: 
             model.fit(split.train, split.valid, **extra)
         fit_s = time.perf_counter() - t + (ckpt.earlier_seconds if ckpt is not None else 0.0)
         fitted[name] = model
-        if dist is not None:
+        if dist is not None and hasattr(model, "trained_pairs"):
             _write_share(run_dir / "ddp", name, dist, model, fit_s)
-            if not dist.is_main:  # the main process evaluates and writes the results
-                continue
-        t = time.perf_counter()
-        res = evaluate(model, split, ks=cfg.eval.ks, metrics=cfg.eval.metrics, batch_size=cfg.eval.batch_size)
+        t = time.perf_counter()  # a distributed run ranks one share of the users per process
+        res = evaluate(model, split, ks=cfg.eval.ks, metrics=cfg.eval.metrics, batch_size=cfg.eval.batch_size,
+                       dist=dist if model.distributed else None)
         eval_s = time.perf_counter() - t
+        if dist is not None and not dist.is_main:  # the main process writes the results
+            continue
         log.info("%s: fit %.1fs, eval %.1fs, %s", name, fit_s, eval_s, res.metrics)
         fault_point("evaluate")
         model.save(run_dir / "models" / name)

@@ -38,6 +38,7 @@ class EmbeddingRecommender(Recommender):
     """
 
     trainable = True
+    distributed = True
     #: settings of the BPR fold-in of new users (:meth:`score_item_sets`); assign a
     #: :class:`~hybridrec.models.foldin.FoldIn` to an instance to change them (not saved).
     fold_in: FoldIn = FoldIn()
@@ -72,13 +73,16 @@ class EmbeddingRecommender(Recommender):
         """Constructor arguments that rebuild this model (saved with it)."""
         return {"dim": self.dim, "seed": self.seed, "train": dataclasses.asdict(self.train_config)}
 
-    def fit(self, train: Interactions, valid: Interactions | None = None) -> "EmbeddingRecommender":
+    def fit(self, train: Interactions, valid: Interactions | None = None, *, dist=None) -> "EmbeddingRecommender":
+        """Train with BPR; ``dist`` (:func:`hybridrec.train.distributed.context`, passed by a
+        run started with ``accelerate launch``) trains data-parallel: one share of every
+        batch per process, the same update as one process on the whole batch."""
         self._remember(train)
         torch.manual_seed(self.seed)
         self.module = self.build_module(train).to(self.device)
         self.history = train_bpr(
             self.module, train, valid, self.train_config,
-            seed=self.seed, device=self.device, eval_batch_size=self.eval_batch_size,
+            seed=self.seed, device=self.device, eval_batch_size=self.eval_batch_size, dist=dist,
         )
         self._cache_embeddings()
         return self

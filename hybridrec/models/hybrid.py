@@ -378,7 +378,7 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
 
     # -- fitting -----------------------------------------------------------------------
     def fit(self, train: Interactions, valid: Interactions | None = None, *, item_embeddings=None,
-            encoder=None, graph=None) -> "HybridRecommender":
+            encoder=None, graph=None, dist=None) -> "HybridRecommender":
         """Embed the catalogue's text, train the graph part exactly as
         :class:`~hybridrec.models.lightgcn.LightGCN` would be (early stopping on ``valid``),
         fit the projection on the items with interactions and choose the blend on validation.
@@ -389,6 +389,9 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
             graph: a :class:`~hybridrec.models.lightgcn.LightGCN` already fitted on ``train``
                 with this model's settings (:meth:`can_reuse`), used as the graph part
                 instead of training the same model again.
+            dist: a data-parallel run's context: the graph part trains data-parallel (see
+                :class:`~hybridrec.models.embedding.EmbeddingRecommender`); the rest is the
+                same computation in every process.
         """
         if graph is not None and not self.can_reuse(graph, train):
             raise ValueError("graph: the LightGCN given was not fitted on this training data with this model's "
@@ -407,7 +410,7 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
             torch.manual_seed(self.seed)
             self.module = self.build_module(train).to(self.device)
             self.history = train_bpr(self.module, train, valid, self.train_config, seed=self.seed,
-                                     device=self.device, eval_batch_size=self.eval_batch_size)
+                                     device=self.device, eval_batch_size=self.eval_batch_size, dist=dist)
         self.module.eval()
         with torch.no_grad():
             users, items = self.module()

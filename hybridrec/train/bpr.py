@@ -7,11 +7,13 @@ import logging
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig
 from ..data import Interactions
 from . import checkpoint
+from .distributed import DistContext
 from .loop import TrainHistory, fit_loop, minibatch_epoch, ranking_validator
 from .losses import bpr_loss, l2_penalty
 from .sampling import build_sampler
@@ -27,6 +29,8 @@ def bpr_step(
     *,
     generator: torch.Generator,
     device: str | torch.device = "cpu",
+    dist: DistContext | None = None,
+    forward: nn.Module | None = None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The BPR loss of a batch of ``train`` rows, as a step for
     :func:`~hybridrec.train.loop.minibatch_epoch`.
@@ -34,15 +38,23 @@ def bpr_step(
     Each step runs the full ``module()`` forward (the ``(user_emb, item_emb)`` tables),
     samples one negative per positive with ``cfg.negatives`` (from ``generator``) and
     returns ``bpr_loss`` plus ``cfg.l2`` times the L2 penalty on ``module.initial(u, i, j)``.
+
+    With ``dist`` (a data-parallel run; ``forward`` is the DDP-wrapped module), every process
+    draws the same batch and negatives and takes the loss over its own share of the rows,
+    scaled so that DDP's average of the gradients is the gradient of the whole batch's loss:
+    ``world_size / B`` times the share's summed terms.
     """
     sampler = build_sampler(cfg.negatives, train.to_csr(), device=device, **cfg.negative_options)
     users_all = torch.as_tensor(train.users, device=device)
     items_all = torch.as_tensor(train.items, device=device)
+    forward = module if forward is None else forward
 
     def step(rows: torch.Tensor) -> torch.Tensor:
         u, p = users_all[rows], items_all[rows]
-        user_emb, item_emb = module()
+        user_emb, item_emb = forward()
         neg = sampler.sample(u, generator, user_emb=user_emb.detach(), item_emb=item_emb.detach())
+        if dist is not None:
+            return _share_loss(module, cfg, dist, user_emb, item_emb, u, p, neg)
         eu = user_emb[u]
         loss = bpr_loss((eu * item_emb[p]).sum(-1), (eu * item_emb[neg]).sum(-1))
         if cfg.l2 > 0:
@@ -50,6 +62,18 @@ def bpr_step(
         return loss
 
     return step
+
+
+def _share_loss(module, cfg: TrainConfig, dist: DistContext, user_emb, item_emb, u, p, neg) -> torch.Tensor:
+    """This process's part of the batch loss, times ``world_size`` (DDP averages gradients)."""
+    b = len(u)
+    mine = dist.share(b)
+    u, p, neg = u[mine], p[mine], neg[mine]
+    eu = user_emb[u]
+    loss = -F.logsigmoid((eu * item_emb[p]).sum(-1) - (eu * item_emb[neg]).sum(-1)).sum() / b
+    if cfg.l2 > 0:
+        loss = loss + cfg.l2 * sum(e.pow(2).sum() for e in module.initial(u, p, neg)) / (2 * b)
+    return loss * dist.world_size
 
 
 def train_bpr(
@@ -61,6 +85,7 @@ def train_bpr(
     seed: int = 0,
     device: str | torch.device = "cpu",
     eval_batch_size: int | None = None,
+    dist: DistContext | None = None,
 ) -> TrainHistory:
     """Train ``module`` with BPR on ``train``; early-stop on ``valid`` if given.
 
@@ -88,9 +113,21 @@ def train_bpr(
                      int(learnable.sum()), len(valid), int((~learnable).sum()))
             valid = valid.subset(learnable)
     gen = torch.Generator(device=device).manual_seed(seed)
-    step = bpr_step(module, train, cfg, generator=gen, device=device)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
-    run_epoch = minibatch_epoch(step, opt, len(train), cfg.batch_size, generator=gen, device=device)
     validate = ranking_validator(module, train, valid, cfg, batch_size=eval_batch_size)
+    desc = f"train {type(module).__name__}"
+    if dist is not None:  # DDP: the same batches and negatives everywhere, one share of each batch per process
+        net, opt = dist.accelerator.prepare(module, opt)
+        step = bpr_step(module, train, cfg, generator=gen, device=device, dist=dist, forward=net)
+        epoch = minibatch_epoch(step, opt, len(train), cfg.batch_size, generator=gen, device=device)
+
+        def run_epoch(e: int) -> dict:  # the whole batch's loss: the shares' scaled losses averaged
+            row = epoch(e)
+            loss = torch.tensor(row["loss"], dtype=torch.float64, device=device)
+            return {**row, "loss": float(dist.accelerator.reduce(loss, reduction="mean"))}
+
+        return fit_loop(module, run_epoch, cfg, validate=validate, desc=desc, show_progress=dist.is_main)
+    step = bpr_step(module, train, cfg, generator=gen, device=device)
+    run_epoch = minibatch_epoch(step, opt, len(train), cfg.batch_size, generator=gen, device=device)
     checkpoint.attach(optimizer=opt, generators={"sampling": gen})  # resumable inside a checkpointing block
-    return fit_loop(module, run_epoch, cfg, validate=validate, desc=f"train {type(module).__name__}")
+    return fit_loop(module, run_epoch, cfg, validate=validate, desc=desc)

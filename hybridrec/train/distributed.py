@@ -14,7 +14,9 @@ gloo, because the run's device is ``cpu``)::
     accelerate launch --multi_gpu --num_processes 2 -m hybridrec.run --model pinsage ...
 
 Only models whose class sets the capability flag ``distributed`` (they share each batch
-between processes) accept a distributed run: PinSage.
+between processes) accept a distributed run: PinSage and the BPR models (MF, LightGCN, NGCF,
+the hybrid). Evaluation is sharded too: each process ranks its share of the users and the
+per-user metrics are summed across processes.
 """
 
 from __future__ import annotations
