@@ -18,9 +18,7 @@ import argparse
 import sys
 
 from . import __version__
-
-#: models a run folder's recommendations come from when ``--model`` is not given, best first.
-PREFERRED = ("hybrid", "pinsage", "lightgcn", "bspm", "gfcf", "ngcf", "mf", "content", "popularity")
+from .support.catalog import PREFERRED_FOR_RECOMMEND as PREFERRED
 
 
 def recommend_parser() -> argparse.ArgumentParser:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..support.catalog import PREFERRED_FOR_RECOMMEND
+
 log = logging.getLogger("hybridrec")
 
 
 def model_folder(run: str | None, model_dir: str | None, model: str | None) -> tuple[Path, Path | None]:
     """(saved model folder, run folder or None) from ``--run``/``--model-dir``/``--model``."""
-    from ..cli import PREFERRED
-
     if model_dir is not None:
         folder = Path(model_dir).expanduser()
         if not (folder / "config.json").is_file():
@@ -34,7 +34,7 @@ def model_folder(run: str | None, model_dir: str | None, model: str | None) -> t
         raise FileNotFoundError(f"--run {run_dir} has no saved models (expected {models}/<model>/config.json); "
                                 "pass a run folder of --mode collab, cold or hybrid, or --model-dir")
     if model is None:
-        model = next((m for m in PREFERRED if m in saved), saved[0])
+        model = next((m for m in PREFERRED_FOR_RECOMMEND if m in saved), saved[0])
     elif model not in saved:
         raise FileNotFoundError(f"--run {run_dir} saved no model {model!r}; it saved: {', '.join(saved)}")
     return models / model, run_dir

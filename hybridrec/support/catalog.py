@@ -23,6 +23,10 @@ MODEL_CLASSES: dict[str, str] = {
     "llm": "hybridrec.llm.ranker:LLMRanker",
 }
 
+#: models ``hybridrec recommend --run`` takes from a run folder when ``--model`` is not given, best first.
+PREFERRED_FOR_RECOMMEND: tuple[str, ...] = ("hybrid", "pinsage", "lightgcn", "bspm", "gfcf", "ngcf", "mf", "content",
+                                            "popularity")
+
 #: every name :func:`hybridrec.data.load_dataset` knows.
 DATASET_NAMES: tuple[str, ...] = (
     "synthetic", "ml-100k", "ml-1m", "ml-latest-small", "gowalla", "yelp2018", "amazon-book", "csv",
