@@ -20,6 +20,7 @@ Usage::
     python benchmarks/cold_start.py --dataset ml-latest-small --seeds 0 1 2 --sweep
     python benchmarks/cold_start.py --dataset synthetic --seeds 0 1 2
     python benchmarks/cold_start.py --only pinsage --append --pinsage-params '{query_items: 10}'
+    python benchmarks/cold_start.py --dataset synthetic --resume   # after an interruption
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 import yaml
 
@@ -44,6 +46,7 @@ from hybridrec.experiments.compare import parse_threshold  # noqa: E402
 from hybridrec.config import TrainConfig  # noqa: E402
 from hybridrec.data import load_dataset, make_split  # noqa: E402
 from hybridrec.eval import evaluate  # noqa: E402
+from hybridrec.io import write_csv  # noqa: E402
 from hybridrec.models import build_model  # noqa: E402
 from hybridrec.experiments.plots import threshold_sweep  # noqa: E402
 from hybridrec.text import TextEncoder, item_strings  # noqa: E402
@@ -92,6 +95,9 @@ def main() -> None:
     ap.add_argument("--replot", action="store_true", help="redo the tables and plot from runs.csv, no training")
     ap.add_argument("--append", action="store_true",
                     help="add this run's rows to the existing runs.csv (replacing the same model and seed)")
+    ap.add_argument("--resume", action="store_true",
+                    help="after an interruption: keep runs.partial.csv (written as each model and seed "
+                         "completes) and skip the (model, seed) pairs it holds")
     args = ap.parse_args()
     out = args.out or REPO / "benchmarks" / "results" / f"cold-start-{args.dataset}"
     out.mkdir(parents=True, exist_ok=True)
@@ -100,8 +106,6 @@ def main() -> None:
     print("machine:", machine)
 
     if args.replot:
-        import pandas as pd
-
         report(pd.read_csv(out / "runs.csv"), args, out, machine=json.loads((out / "summary.json").read_text())["machine"])
         return
     data = load_dataset(args.dataset)
@@ -109,6 +113,11 @@ def main() -> None:
                             eval_every=1 if args.n_valid else 0, patience=5, progress=False)
     runs = [r for r in model_runs(args) if not args.only or r[0] in args.only]
     rows, splits = [], []
+    partial = out / "runs.partial.csv"  # every finished (model, seed), so an interruption loses one at most
+    if args.resume and partial.exists():
+        rows = pd.read_csv(partial).to_dict("records")
+        print(f"resuming: {len({(r['model'], r['seed']) for r in rows})} (model, seed) pairs from {partial}")
+    finished = {(r["model"], r["seed"]) for r in rows}
     for n_seed, seed in enumerate(args.seeds):
         split = make_split(data, "cold_item", cold_fraction=args.cold_fraction, base="leave_last_out",
                            n_test=args.n_test, n_valid=args.n_valid, seed=seed)
@@ -119,7 +128,7 @@ def main() -> None:
         content = enc.encode(item_strings(split.train), ids=split.train.item_vocab.to_list())
         print(f"  text: {len(content)} items in {time.perf_counter() - t:.1f}s ({enc.stats})")
         for label, name, params in runs:
-            if label.startswith("hybrid tau=") and n_seed >= args.sweep_seeds:
+            if label.startswith("hybrid tau=") and n_seed >= args.sweep_seeds or (label, seed) in finished:
                 continue
             t = time.perf_counter()
             cfg = dataclasses.replace(train_cfg, epochs=args.pinsage_epochs) if name == "pinsage" else train_cfg
@@ -133,8 +142,7 @@ def main() -> None:
                              **{m: res.metrics[g][m] for m in METRICS}})
             cells = "  ".join(f"{g}:{res.metrics[g]['recall@20']:.4f}" for g in GROUPS)
             print(f"  {label:>16} fit {fit_s:6.1f}s  R@20 {cells}", flush=True)
-
-    import pandas as pd
+            write_csv(partial, rows)
 
     frame = pd.DataFrame(rows)
     if args.append and (out / "runs.csv").exists():
@@ -147,6 +155,7 @@ def main() -> None:
         args.seeds = sorted(set(frame["seed"]))
         args.command_extra = prev["command"]
     frame.to_csv(out / "runs.csv", index=False)
+    partial.unlink(missing_ok=True)  # runs.csv holds every row now
     report(frame, args, out, machine, splits)
 
 

@@ -24,6 +24,7 @@ Usage::
     python benchmarks/hybrid_dominance.py                   # everything, seeds 0 1 2
     python benchmarks/hybrid_dominance.py --cells synthetic-n35-balanced ml-100k --seeds 0
     python benchmarks/hybrid_dominance.py --replot          # tables and plot from runs.csv
+    python benchmarks/hybrid_dominance.py --resume          # after an interruption: skip the finished (cell, seed)
     python benchmarks/hybrid_dominance.py --cells --extra \
         'shop={dataset: csv, path: /data/shop, interactions: inter.csv, items: items.csv, time_col: ts}'
 
@@ -93,7 +94,14 @@ def parse_extra(text: str) -> tuple[str, dict]:
     return name, cell
 
 
-def run_cell(name: str, cell: dict, seeds, cfg, device: str) -> tuple[list[dict], list[dict]]:
+def run_cell(name: str, cell: dict, seeds, cfg, device: str, done=frozenset(),
+             on_seed=None) -> tuple[list[dict], list[dict]]:
+    """Content, LightGCN and the hybrid on each seed's split of one cell; ``done`` holds
+    (cell, seed) pairs a resumed run already has, and ``on_seed(rows, blends)`` is called
+    as each seed completes, so an interruption loses at most the seed in progress."""
+    seeds = [s for s in seeds if (name, s) not in done]
+    if not seeds:
+        return [], []
     data = load(cell, 0)
     enc = TextEncoder(device=device, progress=False)
     t = time.perf_counter()
@@ -102,6 +110,7 @@ def run_cell(name: str, cell: dict, seeds, cfg, device: str) -> tuple[list[dict]
           f"text {time.perf_counter() - t:.1f}s", flush=True)
     rows, blends = [], []
     for seed in seeds:
+        n_rows, n_blends = len(rows), len(blends)
         split = make_split(data, cfg.data.split, seed=seed, **cfg.data.split_options)
         fitted = {}
         for model_name in MODELS:
@@ -126,6 +135,8 @@ def run_cell(name: str, cell: dict, seeds, cfg, device: str) -> tuple[list[dict]
                 blends.append({"cell": name, "seed": seed, **model.chosen.to_dict()})
             line = ", ".join(f"{g} {res.metrics[g][METRIC]:.4f}" for g in GROUPS if g in res.metrics)
             print(f"  seed {seed} {model_name:8s} {line}  ({fit_s:.1f}s, best epoch {epochs})", flush=True)
+        if on_seed is not None:
+            on_seed(rows[n_rows:], blends[n_blends:])
     return rows, blends
 
 
@@ -233,6 +244,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "hybrid-dominance")
     ap.add_argument("--append", action="store_true", help="keep runs.csv rows of other cells")
     ap.add_argument("--replot", action="store_true", help="tables and plot from runs.csv, no training")
+    ap.add_argument("--resume", action="store_true", help="keep runs.csv and blends.csv and skip the (cell, seed) "
+                    "pairs they already hold (each seed is written as it completes)")
     args = ap.parse_args()
     from hybridrec.io import write_csv
 
@@ -249,19 +262,37 @@ def main() -> None:
     if args.replot:
         print(report(pd.read_csv(args.out / "runs.csv"), args.out, info))
         return
-    old = pd.read_csv(args.out / "runs.csv") if args.append and (args.out / "runs.csv").exists() else None
-    rows, blends = [], []
+    keep_old = (args.append or args.resume) and (args.out / "runs.csv").exists()
+    old = pd.read_csv(args.out / "runs.csv") if keep_old else None
+    old_blends = (pd.read_csv(args.out / "blends.csv").to_dict("records")
+                  if args.resume and (args.out / "blends.csv").exists() else [])
+    done = set()
+    if args.resume and old is not None:  # a (cell, seed) counts as done when every model has its rows
+        have = old.groupby(["cell", "seed"])["model"].agg(lambda m: set(m) >= set(MODELS))
+        done = {key for key, ok in have.items() if ok}
+        print(f"resuming: {len(done)} (cell, seed) pairs already in {args.out / 'runs.csv'}", flush=True)
+    rows, blends = [], list(old_blends)
     t0 = time.perf_counter()
     todo = {**{name: cells()[name] for name in args.cells}, **dict(args.extra)}
-    for name, cell in todo.items():
-        r, b = run_cell(name, cell, args.seeds, cfg, args.device)
-        rows += r
-        blends += b
+
+    def save(new_rows, new_blends) -> pd.DataFrame:
+        rows.extend(new_rows)
+        blends.extend(new_blends)
         runs = pd.DataFrame(rows)
         if old is not None:
-            runs = pd.concat([old[~old["cell"].isin(runs["cell"].unique())], runs], ignore_index=True)
+            mine = set(zip(runs["cell"], runs["seed"])) if len(runs) else set()
+            keep = old if args.resume else old[~old["cell"].isin(runs["cell"].unique())]
+            keep = keep[[(c, s) not in mine for c, s in zip(keep["cell"], keep["seed"])]]
+            runs = pd.concat([keep, runs], ignore_index=True)
         write_csv(args.out / "runs.csv", runs.to_dict("records"))
-        write_csv(args.out / ("blends.csv" if old is None else "blends.new.csv"), blends)
+        write_csv(args.out / ("blends.csv" if old is None or args.resume else "blends.new.csv"), blends)
+        return runs
+
+    runs = old if old is not None else pd.DataFrame()
+    for name, cell in todo.items():
+        run_cell(name, cell, args.seeds, cfg, args.device, done=done, on_seed=lambda r, b: save(r, b))
+    if rows:
+        runs = save([], [])
     info["seconds"] = round(time.perf_counter() - t0, 1)
     print(report(runs, args.out, info))
     print(json.dumps({"seconds": info["seconds"]}))
