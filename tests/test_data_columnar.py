@@ -1,4 +1,4 @@
-"""The columnar fast path (readers.read_columns): typed arrays for plain files, and the
+"""The columnar fast path (columnar.read_columns): typed arrays for plain files, and the
 exact reader, with its messages, for everything else."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hybridrec.data import DataError, load_dataset
-from hybridrec.data import movielens, readers, tabular
+from hybridrec.data import columnar, movielens, tabular
 from hybridrec.data.build import LoadOptions, build_interactions
 
 KINDS = {"user_id": "id", "item_id": "id", "rating": "number", "timestamp": "time"}
@@ -17,7 +17,7 @@ PLAIN = "user_id,item_id,rating,timestamp\n10,2,4.5,100\n2,2,3,200.7\n10,1,1e0,-
 def fast(tmp_path, text, name="inter.csv", kinds=KINDS, **kw):
     path = tmp_path / name
     path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return readers.read_columns(path, "\t" if name.endswith(".tsv") else ",", kinds, **kw)
+    return columnar.read_columns(path, "\t" if name.endswith(".tsv") else ",", kinds, **kw)
 
 
 def test_plain_file_reads_typed_columns_with_exact_lines(tmp_path):
@@ -198,7 +198,7 @@ def test_ml_1m_double_colon_ratings_match_the_exact_reader(tmp_path, monkeypatch
     (tmp_path / "movies.dat").write_text("661::A (1996)::Drama\n1193::B (1975)::Drama\n")
     plain = extra in ("", "2::7::4::978300000\n", "2::007::4::1\n")
     kinds = {"user": "id", "item": "id", "rating": "number", "timestamp": "time"}
-    table = readers.read_columns(tmp_path / "ratings.dat", "::", kinds, header=False,
+    table = columnar.read_columns(tmp_path / "ratings.dat", "::", kinds, header=False,
                                  columns=list(kinds))
     assert (table is not None) == plain
 

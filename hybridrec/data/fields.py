@@ -79,7 +79,7 @@ def parse_ids(values: np.ndarray, column: str, checks: RowChecks) -> np.ndarray:
     """External ids: ``int64`` when every value is a plain integer, else strings.
 
     Empty values are flagged as bad rows. An integer array (a column
-    :func:`~hybridrec.data.readers.read_columns` already converted) is returned as is.
+    :func:`~hybridrec.data.columnar.read_columns` already converted) is returned as is.
     """
     if np.issubdtype(values.dtype, np.integer):
         return values.astype(np.int64, copy=False)
@@ -144,7 +144,7 @@ def parse_timestamps(values: np.ndarray, column: str, checks: RowChecks) -> np.n
     If most non-empty values are numbers, values are unix seconds (fractions are dropped)
     and the others are bad. Otherwise every value must be an ISO 8601 date or date-time;
     one without a time zone is read as UTC. Empty or unparsable values are bad rows. An
-    integer array (unix seconds :func:`~hybridrec.data.readers.read_columns` already
+    integer array (unix seconds :func:`~hybridrec.data.columnar.read_columns` already
     converted) is only checked for range.
     """
     if np.issubdtype(values.dtype, np.integer):

@@ -19,7 +19,8 @@ import pandas as pd
 from .build import LoadOptions, build_interactions
 from .fields import RowChecks, parse_ids
 from .interactions import Interactions
-from .readers import read_columns, read_records, require_file
+from .columnar import read_columns
+from .readers import read_records, require_file
 from .tabular import parse_interactions_table, parse_items_table
 
 log = logging.getLogger("hybridrec.data")

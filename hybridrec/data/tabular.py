@@ -19,7 +19,8 @@ from .build import LoadOptions, build_interactions
 from .errors import DataError
 from .fields import RowChecks, as_int_ids, parse_ids, parse_numbers, parse_timestamps
 from .interactions import Interactions
-from .readers import RawTable, read_columns, read_records
+from .columnar import read_columns
+from .readers import RawTable, read_records
 
 log = logging.getLogger("hybridrec.data")
 
@@ -45,7 +46,7 @@ def read_table(path: str | Path, sep: str | None = None,
                kinds: dict[str, str] | None = None) -> RawTable:
     """A CSV, TSV or parquet file with a header, as columns of strings.
 
-    With ``kinds`` (``{column: kind}``, see :func:`~hybridrec.data.readers.read_columns`), a
+    With ``kinds`` (``{column: kind}``, see :func:`~hybridrec.data.columnar.read_columns`), a
     plain CSV/TSV file gives only those columns, typed, through the fast columnar reader
     (a parquet file: only those columns, integer ones typed); any other file is read whole
     as strings.
@@ -105,7 +106,7 @@ def _cell_text(value) -> str:
 
 def column_kinds(*, user_col: str, item_col: str, time_col: str | None,
                  rating_col: str | None) -> dict[str, str] | None:
-    """``{column: kind}`` for :func:`~hybridrec.data.readers.read_columns`; ``None`` when
+    """``{column: kind}`` for :func:`~hybridrec.data.columnar.read_columns`; ``None`` when
     one column serves two kinds (say time and rating): it is then read as strings."""
     kinds: dict[str, str] = {}
     for col, kind in ((user_col, "id"), (item_col, "id"), (time_col, "time"),
