@@ -196,6 +196,10 @@ class CompareConfig:
             then also ranks the same candidate lists as the LLM.
         buckets: lower edges of the item popularity buckets (training interactions) of the
             Recall@K-by-popularity plot.
+        train: per-model training recipes on top of the ``train`` section, e.g.
+            ``{mf: {lr: 0.01}, lightgcn: {epochs: 100, lr: 0.01, patience: 10}}``; the hybrid
+            reuses LightGCN as its graph part only when their recipes agree (else it trains
+            its own, identically seeded).
     """
 
     models: list = field(default_factory=lambda: ["random", "popularity", "content", "mf", "lightgcn", "hybrid", "llm"])
@@ -205,6 +209,7 @@ class CompareConfig:
     sweep_seeds: int = 1
     candidate_seeds: int = 1
     buckets: list = field(default_factory=lambda: [0, 1, 10, 100])
+    train: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -248,6 +253,12 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict | None) -> "Config":
         return _build(cls, d or {}, "config")
+
+
+def section_from_dict(cls, d: dict, where: str):
+    """One config section (e.g. :class:`TrainConfig`) from a mapping, checked like a whole
+    config; ``where`` names it in errors (``compare.train.mf``)."""
+    return _build(cls, d, where)
 
 
 def _build(cls, d: dict, where: str):

@@ -137,3 +137,18 @@ def test_an_interrupted_compare_resumes_where_it_stopped(tmp_path, monkeypatch):
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("fit_s", "eval_s")} for r in rows]
     assert strip(resumed.rows) == strip(full.rows)
     assert resumed.training == full.training
+
+
+def test_per_model_training_recipes(tmp_path):
+    """compare.train gives each model its own recipe on top of the train section."""
+    cfg = small_config("compare.models=[mf, lightgcn]", "compare.seeds=[0]", "compare.thresholds=[]",
+                       "train.epochs=4", "train.patience=10", "compare.train={mf: {epochs: 2, lr: 0.01}}")
+    result, _ = run_compare(cfg, tmp_path, progress=False)
+    epochs = {r["model"]: r["epochs"] for r in result.training}
+    assert epochs == {"mf": 2, "lightgcn": 4}
+    with pytest.raises(ConfigError, match="compare.train.mf: \\['lrate'\\] are not train settings"):
+        check_compare_config(small_config("compare.models=[mf]", "compare.train={mf: {lrate: 1}}"))
+    with pytest.raises(ConfigError, match="train.lr must be a finite number > 0"):
+        check_compare_config(small_config("compare.models=[mf]", "compare.train={mf: {lr: -1}}"))
+    with pytest.raises(ConfigError, match="not in compare.models"):
+        check_compare_config(small_config("compare.models=[mf]", "compare.train={ngcf: {lr: 0.1}}"))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, TrainConfig, section_from_dict
 from ..data import Split
 from ..eval import evaluate
 from ..eval.candidates import build_candidates, evaluate_candidates, random_reference
@@ -117,6 +117,11 @@ def check_compare_config(cfg: Config) -> dict[str, dict]:
     unknown = sorted(set(cc.params) - set(cc.models))
     if unknown:
         raise ConfigError(f"compare.params names {unknown}, which are not in compare.models {cc.models}")
+    unknown = sorted(set(cc.train) - set(cc.models))
+    if unknown:
+        raise ConfigError(f"compare.train names {unknown}, which are not in compare.models {cc.models}")
+    for name in cc.train:
+        model_train(cfg, name)  # unknown keys and out-of-range values fail here
     per_model = {}
     for name in cc.models:
         own = dict(cc.params.get(name) or {})
@@ -126,6 +131,20 @@ def check_compare_config(cfg: Config) -> dict[str, dict]:
         else:
             per_model[name] = {**settings_for(name, cfg.model.params), **check_settings(name, own, where)}
     return per_model
+
+
+def model_train(cfg: Config, name: str) -> TrainConfig:
+    """The training settings of model ``name`` in a comparison: the ``train`` section with
+    ``compare.train[name]`` on top (progress bars off: one bar for the whole comparison)."""
+    own = cfg.compare.train.get(name) or {}
+    if not isinstance(own, dict):
+        raise ConfigError(f"compare.train.{name} must be a mapping of train settings, got {own!r}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    bad = sorted(set(own) - fields)
+    if bad:
+        raise ConfigError(f"compare.train.{name}: {bad} are not train settings; they are {sorted(fields)}")
+    return section_from_dict(TrainConfig, {**dataclasses.asdict(cfg.train), **own, "progress": False},
+                             f"compare.train.{name}")
 
 
 def eval_groups(split: Split, ks, buckets) -> dict[str, np.ndarray]:
@@ -194,7 +213,7 @@ def run_compare(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Comp
                 if not label.startswith("hybrid@"):
                     fitted[label] = (model, fit_s)
                     if getattr(model, "history", None) is not None:
-                        record = training_record(model, cfg.train.epochs)
+                        record = training_record(model, model_train(cfg, name).epochs)
                         graph = fitted.get("lightgcn", (None,))[0]
                         if label != "lightgcn" and graph is not None and model.history is graph.history:
                             record["stop"] = f"graph part is lightgcn's: {record['stop']}"
@@ -288,7 +307,7 @@ def _same_threshold(a: float, b: float) -> bool:
 
 def _fit_eval(name, params, split, seed, cfg, groups, encoders, fitted):
     seed_everything(seed)
-    train = dataclasses.replace(cfg.train, progress=False)  # one bar for the whole comparison
+    train = model_train(cfg, name)  # the model's recipe; one bar for the whole comparison
     model = build_model(name, params, device=cfg.run.device, seed=seed, train=train,
                         eval_batch_size=cfg.eval.batch_size)
     t = time.perf_counter()
