@@ -207,11 +207,10 @@ def evaluate(
             for key, v in M.compute(hits, g.n_rel[i0:i1], first, ks, names).items():
                 store[g.name][key][i0:i1] = v
     result, n_users, n_group_items = {}, {}, {}
-    mine = torch.zeros(n_eval, dtype=torch.bool, device=device)
-    mine[lo:hi] = True  # this process's users (all of them without dist)
-    sums = torch.stack([torch.stack([v[(g.n_rel > 0) & mine].sum() for v in store[g.name].values()])
-                        for g in plan]) if dist is not None and plan and keys else None
-    if dist is not None and sums is not None:  # each process summed its users: add the shares up
+    sums = None
+    if dist is not None and plan and keys:  # each process sums its users' metrics; the shares add up
+        sums = torch.stack([torch.stack([v[lo:hi][g.n_rel[lo:hi] > 0].sum() for v in store[g.name].values()])
+                            for g in plan])
         sums = dist.accelerator.reduce(sums, reduction="sum")
     for gi, g in enumerate(plan):
         keep = g.n_rel > 0

@@ -3,6 +3,7 @@ written as ``versions.json`` into every run folder and saved model."""
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 import sys
@@ -23,9 +24,11 @@ def _version(dist: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
 def source_commit() -> str | None:
     """The git commit of the hybridrec source (``+dirty`` with uncommitted changes), or
-    ``None`` for an installed wheel or when git is not available."""
+    ``None`` for an installed wheel or when git is not available. Asked once per process:
+    every saved model records it, and two git calls per save would add up in compare mode."""
     root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
