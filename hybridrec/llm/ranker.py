@@ -241,6 +241,16 @@ class LLMRanker(Recommender):
         return Ranking(scores, order, prompt_tokens, scored_tokens, time.perf_counter() - start,
                        choice, malformed)
 
+    def build_prompt(self, history_items, candidate_items) -> tuple[list[int], list[list[int]], list[str]]:
+        """The prompt token ids, each candidate's answer token ids and the labels, for item
+        indices (history oldest first, candidates in prompt order): exactly what
+        :meth:`rank` scores for these items, and what fine-tuning trains on."""
+        self._check_fitted()
+        self.llm  # loads the model, its sanitizer and chat format
+        texts = self._item_texts
+        clean = self._sanitizer([texts[i] for i in history_items] + [texts[i] for i in candidate_items])
+        return self._prompt(clean[:len(history_items)], clean[len(history_items):])
+
     def _prompt(self, history: list[str], candidates: list[str]) -> tuple[list[int], list[list[int]], list[str]]:
         """Prompt token ids, the answer token ids of each candidate, and the labels."""
         tok = self.llm[1]
