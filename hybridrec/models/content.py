@@ -84,7 +84,9 @@ class ContentRecommender(ContentAware, Recommender):
     Similar items: the cosine of the items' content embeddings.
 
     Args:
-        text_model: sentence-transformers model name or folder (default all-MiniLM-L6-v2).
+        text_model: sentence-transformers model name or folder (default all-MiniLM-L6-v2), or
+            ``"llm"`` / ``"llm:<hub name or folder>"`` for a causal LM's mean hidden states
+            (:class:`~hybridrec.text.LLMItemEncoder`; ``"llm"`` is the offline SmolLM2-135M).
         text_template: how item strings are built (:mod:`hybridrec.text.item_text`).
         recency_half_life_days: weigh a user's recent items more, halving weight every
             this many days before their latest interaction; None for a plain mean.

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..data import Interactions
+from ..text.encoder import parse_text_model
 from ..text.new_items import NewItems, parse_new_items
 from ..text.item_text import item_strings, parse_template
 
@@ -33,6 +34,7 @@ class ContentAware:
         if on_empty not in ("error", "zero"):
             raise ValueError(f"on_empty must be 'error' or 'zero', got {on_empty!r}")
         parse_template(text_template)  # a bad template fails now, not after training
+        parse_text_model(text_model)  # so does an unknown text_model form
         self.text_model = None if text_model is None else str(text_model)
         self.text_template, self.on_empty, self.text_batch_size = text_template, on_empty, int(text_batch_size)
 
@@ -51,13 +53,15 @@ class ContentAware:
 
     # -- content embeddings ------------------------------------------------------------
     def text_encoder(self, **options):
-        """A :class:`~hybridrec.text.TextEncoder` for this model's ``text_model`` and device."""
-        from ..text import TextEncoder
+        """The encoder of this model's ``text_model`` on its device (:func:`~hybridrec.text.make_encoder`):
+        a :class:`~hybridrec.text.TextEncoder` for a sentence-transformers model, an
+        :class:`~hybridrec.text.LLMItemEncoder` for ``"llm"`` or ``"llm:<hub name or folder>"``."""
+        from ..text import make_encoder
 
         progress = getattr(getattr(self, "train_config", None), "progress", True)  # follows train.progress
         options = {"device": self.device, "batch_size": self.text_batch_size, "on_empty": self.on_empty,
                    "progress": progress, **options}
-        return TextEncoder(self.text_model, **options)
+        return make_encoder(self.text_model, **options)
 
     @property
     def content_embeddings(self) -> torch.Tensor:

@@ -31,19 +31,18 @@ class TextModelError(RuntimeError):
     """A text model that cannot be loaded; the message says what to do."""
 
 
-class TextEncoder:
-    """Encode texts with a sentence-transformers model: ``encode(texts) -> [n, d]``.
+class CachedEncoder:
+    """What every text encoder shares: ``encode(texts, ids=None) -> float32 [n, d]`` on the CPU.
 
-    Each text is embedded by the model (truncated to the model's ``max_seq_length``
-    tokens), then, with ``normalize``, scaled to unit length: :math:`c = f(x) / \\lVert
-    f(x) \\rVert_2`. The raw model outputs are cached by model identity and text hash
-    (:class:`~hybridrec.text.cache.EmbeddingCache`), so encoding the same texts again
-    runs the model zero times.
+    It checks the texts, handles empty ones (``on_empty``), encodes each distinct text
+    once, serves what :class:`~hybridrec.text.cache.EmbeddingCache` already holds, runs the
+    model on the rest in batches of similar length (less padding) and, with
+    ``normalize``, scales each embedding to unit length. A subclass supplies the model:
+    :attr:`model` (loaded on first use), :attr:`dim` and :meth:`embed_batch`.
 
     Args:
-        model_name_or_path: a model folder, a hub name, an already loaded model (anything
-            with ``encode(list_of_str, batch_size=..., convert_to_tensor=True, ...)``), or
-            ``None`` for all-MiniLM-L6-v2.
+        name: the model's name, shown in progress bars and messages.
+        model_id: identity of the model and its settings for the cache; None: no cache.
         device: torch device the model runs on; the result is always on the CPU.
         batch_size: texts per forward pass.
         normalize: L2-normalise each embedding.
@@ -52,47 +51,39 @@ class TextEncoder:
         cache: use the disk cache at all.
         on_empty: what to do with empty texts: ``"error"`` (raise, naming them) or
             ``"zero"`` (a zero vector each, counted in a logged warning).
-        model_id: identity of the model for the cache; default derived from
-            ``model_name_or_path`` (a folder adds its files' sizes and times). Needed to
-            cache the output of a model object.
     """
 
-    def __init__(self, model_name_or_path=None, device: str | torch.device = "cpu", batch_size: int = 64,
+    def __init__(self, name: str, model_id: str | None, device: str | torch.device = "cpu", batch_size: int = 64,
                  normalize: bool = True, cache_dir: str | os.PathLike | None = None, progress: bool = True,
-                 *, cache: bool = True, on_empty: str = "error", model_id: str | None = None):
+                 cache: bool = True, on_empty: str = "error"):
         if on_empty not in ("error", "zero"):
             raise ValueError(f"on_empty must be 'error' or 'zero', got {on_empty!r}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self._model = None
-        if not isinstance(model_name_or_path, (str, os.PathLike, type(None))) and hasattr(model_name_or_path, "encode"):
-            self._model, self.name = model_name_or_path, type(model_name_or_path).__name__
-            model_id = model_id or getattr(model_name_or_path, "model_id", None)
-        else:
-            name = None if model_name_or_path is None else os.fspath(model_name_or_path)
-            self.name = DEFAULT_MODEL if name in _DEFAULT_NAMES else name
+        self.name, self.model_id = name, model_id
         self.device = torch.device(device)
         self.batch_size, self.normalize, self.progress = int(batch_size), bool(normalize), bool(progress)
         self.on_empty = on_empty
-        self.model_id = model_id or (None if self._model is not None else _identity(self.name))
         self.cache = EmbeddingCache(self.model_id, cache_dir) if cache and self.model_id else None
         self.stats = {"texts": 0, "empty": 0, "cached": 0, "encoded": 0}
 
     def __repr__(self) -> str:
-        return f"TextEncoder({self.name!r}, device={str(self.device)!r}, cache={self.cache})"
+        return f"{type(self).__name__}({self.name!r}, device={str(self.device)!r}, cache={self.cache})"
 
-    # -- the model ---------------------------------------------------------------------
+    # -- to implement ------------------------------------------------------------------
     @property
     def model(self):
-        """The loaded sentence-transformers model (loaded on first use)."""
-        if self._model is None:
-            self._model = _load(self.name, self.device)
-        return self._model
+        """The loaded model (loaded on first use)."""
+        raise NotImplementedError
 
     @property
     def dim(self) -> int:
-        """Embedding size of the model (loads it)."""
-        return int(self.model.get_sentence_embedding_dimension())
+        """Embedding size (loads the model)."""
+        raise NotImplementedError
+
+    def embed_batch(self, texts: list[str]) -> torch.Tensor:
+        """The model's raw (unnormalised) embeddings of one batch of non-empty texts, ``[b, d]``."""
+        raise NotImplementedError
 
     # -- encoding ----------------------------------------------------------------------
     def encode(self, texts: list[str], ids: list | None = None) -> torch.Tensor:
@@ -152,19 +143,17 @@ class TextEncoder:
         return out if out is not None else torch.zeros(0, 0)
 
     def _run(self, texts: list[str]) -> torch.Tensor:
-        """The model's outputs for ``texts``, in batches of similar length (less padding)."""
+        """:meth:`embed_batch` over ``texts``, in batches of similar length (less padding)."""
         from ..support.progress import progress_bar
 
-        model = self.model
+        self.model  # load before the bar starts
         order = sorted(range(len(texts)), key=lambda k: -len(texts[k]))
         out = [None] * len(texts)
         with progress_bar(total=len(texts), desc=f"encode {Path(self.name).name}", unit="text",
                           enabled=self.progress) as bar:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                emb = model.encode([texts[k] for k in idx], batch_size=len(idx), convert_to_tensor=True,
-                                   normalize_embeddings=False, show_progress_bar=False)
-                emb = torch.as_tensor(emb).detach().float().cpu()
+                emb = torch.as_tensor(self.embed_batch([texts[k] for k in idx])).detach().float().cpu()
                 for j, k in enumerate(idx):
                     out[k] = emb[j]
                 bar.update(len(idx))
@@ -172,7 +161,117 @@ class TextEncoder:
         return torch.stack(out)
 
 
-def _identity(name: str) -> str:
+class TextEncoder(CachedEncoder):
+    """Encode texts with a sentence-transformers model: ``encode(texts) -> [n, d]``.
+
+    Each text is embedded by the model (truncated to the model's ``max_seq_length``
+    tokens), then, with ``normalize``, scaled to unit length: :math:`c = f(x) / \\lVert
+    f(x) \\rVert_2`. The raw model outputs are cached by model identity and text hash
+    (:class:`~hybridrec.text.cache.EmbeddingCache`), so encoding the same texts again
+    runs the model zero times.
+
+    Args:
+        model_name_or_path: a model folder, a hub name, an already loaded model (anything
+            with ``encode(list_of_str, batch_size=..., convert_to_tensor=True, ...)``), or
+            ``None`` for all-MiniLM-L6-v2.
+        device, batch_size, normalize, cache_dir, progress, cache, on_empty: as for
+            :class:`CachedEncoder` (defaults ``"cpu"``, 64, True, the default cache folder,
+            True, True, ``"error"``).
+        model_id: identity of the model for the cache; default derived from
+            ``model_name_or_path`` (a folder adds its files' sizes and times). Needed to
+            cache the output of a model object.
+    """
+
+    def __init__(self, model_name_or_path=None, device: str | torch.device = "cpu", batch_size: int = 64,
+                 normalize: bool = True, cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                 *, cache: bool = True, on_empty: str = "error", model_id: str | None = None):
+        model = None
+        if not isinstance(model_name_or_path, (str, os.PathLike, type(None))) and hasattr(model_name_or_path, "encode"):
+            model, name = model_name_or_path, type(model_name_or_path).__name__
+            model_id = model_id or getattr(model_name_or_path, "model_id", None)
+        else:
+            name = None if model_name_or_path is None else os.fspath(model_name_or_path)
+            name = DEFAULT_MODEL if name in _DEFAULT_NAMES else name
+            model_id = model_id or model_identity(name)
+        super().__init__(name, model_id, device, batch_size, normalize, cache_dir, progress, cache, on_empty)
+        self._model = model
+
+    # -- the model ---------------------------------------------------------------------
+    @property
+    def model(self):
+        """The loaded sentence-transformers model (loaded on first use)."""
+        if self._model is None:
+            self._model = _load(self.name, self.device)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        """Embedding size of the model (loads it)."""
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def embed_batch(self, texts: list[str]) -> torch.Tensor:
+        return self.model.encode(texts, batch_size=len(texts), convert_to_tensor=True,
+                                 normalize_embeddings=False, show_progress_bar=False)
+
+
+#: The ``text_model`` prefix that selects a causal LM's hidden states (:mod:`hybridrec.text.llm_features`).
+LLM_PREFIX = "llm"
+
+
+def parse_text_model(text_model) -> tuple[str, str | None]:
+    """Which encoder a ``text_model`` setting names: ``(kind, model)``.
+
+    * ``None`` or a sentence-transformers hub name or folder: ``("sentence", text_model)``;
+    * ``"llm"``: ``("llm", None)``, the offline default causal LM;
+    * ``"llm:<hub name or folder>"``: ``("llm", "<hub name or folder>")``.
+
+    Raises:
+        ValueError: anything else (not a string, ``"llm:"`` with no model, or another
+            ``"<prefix>:..."`` form that is not an existing path); the message lists the forms.
+    """
+    forms = ("use a sentence-transformers hub name or folder (None: all-MiniLM-L6-v2), "
+             f"'{LLM_PREFIX}' (the offline default LLM) or '{LLM_PREFIX}:<hub name or folder>' of a causal LM")
+    if text_model is None:
+        return "sentence", None
+    if not isinstance(text_model, (str, os.PathLike)):
+        raise ValueError(f"text_model {text_model!r} is not a string ({type(text_model).__name__}); {forms}")
+    text = os.fspath(text_model).strip()
+    if not text:
+        raise ValueError(f"text_model is empty; {forms}")
+    if text == LLM_PREFIX:
+        return "llm", None
+    prefix, colon, rest = text.partition(":")
+    if colon and prefix == LLM_PREFIX:
+        if not rest.strip():
+            raise ValueError(f"text_model {text!r} names no model after '{LLM_PREFIX}:'; {forms}")
+        return "llm", rest.strip()
+    if colon and not (len(prefix) == 1 and prefix.isalpha()) and not Path(text).expanduser().exists():
+        raise ValueError(f"text_model {text!r}: unknown form '{prefix}:...'; {forms}")
+    return "sentence", text
+
+
+def make_encoder(text_model=None, **options) -> CachedEncoder:
+    """The encoder a ``text_model`` setting names (see :func:`parse_text_model`).
+
+    Args:
+        text_model: ``None``, a sentence-transformers hub name or folder, ``"llm"`` or
+            ``"llm:<hub name or folder>"``.
+        options: keyword arguments of :class:`TextEncoder` or
+            :class:`~hybridrec.text.llm_features.LLMItemEncoder` (``device``,
+            ``batch_size``, ``on_empty``, ``progress``, ``cache``, ...).
+
+    Raises:
+        ValueError: an unknown form of ``text_model``.
+    """
+    kind, model = parse_text_model(text_model)
+    if kind == "llm":
+        from .llm_features import LLMItemEncoder
+
+        return LLMItemEncoder(model, **options)
+    return TextEncoder(model, **options)
+
+
+def model_identity(name: str) -> str:
     """Cache identity of a model: its hub name, or a folder's path plus file sizes and times."""
     p = Path(name).expanduser()
     if not p.is_dir():
