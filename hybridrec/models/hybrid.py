@@ -435,6 +435,7 @@ class HybridRecommender(ContentAware, EmbeddingRecommender):
             return False
         mine, theirs = self.settings(), graph.settings()
         same = all(mine[k] == theirs[k] for k in ("dim", "seed", "train", "n_layers", "alphas", "init_std"))
+        same = same and theirs.get("init", "normal") == "normal"
         return (same and graph.user_vocab == train.user_vocab and graph.item_vocab == train.item_vocab
                 and graph._seen is not None and graph._seen.nnz == train.to_csr().nnz
                 and torch.device(graph.device) == self.device)

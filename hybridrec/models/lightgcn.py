@@ -9,6 +9,7 @@ from ..data import Interactions
 from ..graph import BipartiteGraph
 from .embedding import EmbeddingRecommender
 from .mf import add_id_embeddings
+from .spectral import check_init, initial_embeddings
 
 
 class LightGCNModule(nn.Module):
@@ -58,18 +59,24 @@ class LightGCN(EmbeddingRecommender):
         n_layers: propagation layers (default 3).
         alphas: layer weights (default uniform ``1 / (n_layers + 1)``).
         init_std: standard deviation of the initial embeddings.
+        init: ``"normal"`` (default) or ``"spectral"`` layer-0 embeddings
+            (:func:`~hybridrec.models.spectral.spectral_embeddings`).
     """
 
     name = "lightgcn"
 
     def __init__(self, dim: int = 64, n_layers: int = 3, alphas: list[float] | None = None,
-                 init_std: float = 0.1, **kwargs):
+                 init_std: float = 0.1, init: str = "normal", **kwargs):
         super().__init__(dim=dim, **kwargs)
         self.n_layers, self.alphas, self.init_std = int(n_layers), alphas, float(init_std)
+        self.init = check_init(init)
 
     def settings(self):
-        return {**super().settings(), "n_layers": self.n_layers, "alphas": self.alphas, "init_std": self.init_std}
+        return {**super().settings(), "n_layers": self.n_layers, "alphas": self.alphas,
+                "init_std": self.init_std, "init": self.init}
 
     def build_module(self, train: Interactions) -> nn.Module:
         graph = BipartiteGraph(train.to_csr(), device=self.device)
-        return LightGCNModule(graph, self.dim, self.n_layers, self.alphas, self.init_std)
+        module = LightGCNModule(graph, self.dim, self.n_layers, self.alphas, self.init_std)
+        initial_embeddings(module, train.to_csr(), self.init, self.init_std, self.seed)
+        return module

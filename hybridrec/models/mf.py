@@ -7,6 +7,7 @@ from torch import nn
 
 from ..data import Interactions
 from .embedding import EmbeddingRecommender
+from .spectral import check_init, initial_embeddings
 
 
 def add_id_embeddings(module: nn.Module, n_users: int, n_items: int, dim: int, init_std: float) -> None:
@@ -45,16 +46,21 @@ class MF(EmbeddingRecommender):
 
     Args: see :class:`~hybridrec.models.embedding.EmbeddingRecommender`; plus
         init_std: standard deviation of the initial embeddings.
+        init: ``"normal"`` (N(0, init_std^2), default) or ``"spectral"`` (a degree-weighted
+            truncated SVD of the training graph at the same scale,
+            :func:`~hybridrec.models.spectral.spectral_embeddings`).
     """
 
     name = "mf"
 
-    def __init__(self, dim: int = 64, init_std: float = 0.1, **kwargs):
+    def __init__(self, dim: int = 64, init_std: float = 0.1, init: str = "normal", **kwargs):
         super().__init__(dim=dim, **kwargs)
-        self.init_std = float(init_std)
+        self.init_std, self.init = float(init_std), check_init(init)
 
     def settings(self):
-        return {**super().settings(), "init_std": self.init_std}
+        return {**super().settings(), "init_std": self.init_std, "init": self.init}
 
     def build_module(self, train: Interactions) -> nn.Module:
-        return MFModule(train.n_users, train.n_items, self.dim, self.init_std)
+        module = MFModule(train.n_users, train.n_items, self.dim, self.init_std)
+        initial_embeddings(module, train.to_csr(), self.init, self.init_std, self.seed)
+        return module

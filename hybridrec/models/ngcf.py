@@ -10,6 +10,7 @@ from ..data import Interactions
 from ..graph import BipartiteGraph
 from .embedding import EmbeddingRecommender
 from .mf import add_id_embeddings
+from .spectral import check_init, initial_embeddings
 
 
 class NGCFModule(nn.Module):
@@ -68,17 +69,24 @@ class NGCF(EmbeddingRecommender):
         n_layers: message-passing layers (default 3).
         dropout: message dropout (default 0.1).
         init_std: standard deviation of the initial embeddings.
+        init: ``"normal"`` (default) or ``"spectral"`` layer-0 embeddings
+            (:func:`~hybridrec.models.spectral.spectral_embeddings`).
     """
 
     name = "ngcf"
 
-    def __init__(self, dim: int = 64, n_layers: int = 3, dropout: float = 0.1, init_std: float = 0.1, **kwargs):
+    def __init__(self, dim: int = 64, n_layers: int = 3, dropout: float = 0.1, init_std: float = 0.1,
+                 init: str = "normal", **kwargs):
         super().__init__(dim=dim, **kwargs)
         self.n_layers, self.dropout, self.init_std = int(n_layers), float(dropout), float(init_std)
+        self.init = check_init(init)
 
     def settings(self):
-        return {**super().settings(), "n_layers": self.n_layers, "dropout": self.dropout, "init_std": self.init_std}
+        return {**super().settings(), "n_layers": self.n_layers, "dropout": self.dropout,
+                "init_std": self.init_std, "init": self.init}
 
     def build_module(self, train: Interactions) -> nn.Module:
         graph = BipartiteGraph(train.to_csr(), device=self.device)
-        return NGCFModule(graph, self.dim, self.n_layers, self.dropout, self.init_std)
+        module = NGCFModule(graph, self.dim, self.n_layers, self.dropout, self.init_std)
+        initial_embeddings(module, train.to_csr(), self.init, self.init_std, self.seed)
+        return module
