@@ -43,7 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hybridrec.experiments.compare import parse_threshold  # noqa: E402
-from hybridrec.config import TrainConfig  # noqa: E402
+from hybridrec.config import Config, load_config  # noqa: E402
+from hybridrec.experiments.compare import model_train, training_record  # noqa: E402
 from hybridrec.data import load_dataset, make_split  # noqa: E402
 from hybridrec.eval import evaluate  # noqa: E402
 from hybridrec.io import write_csv  # noqa: E402
@@ -76,11 +77,18 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--cold-fraction", type=float, default=0.2)
     ap.add_argument("--n-test", type=int, default=5, help="warm test interactions per user")
-    ap.add_argument("--n-valid", type=int, default=0, help="validation interactions per user (0: no early stopping)")
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--lr", type=float, default=0.005)
-    ap.add_argument("--l2", type=float, default=1e-4)
-    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--n-valid", type=int, default=1,
+                    help="validation interactions per user, for early stopping (0: none, train every epoch)")
+    ap.add_argument("--valid-cold-fraction", type=float, default=0.05,
+                    help="share of items held out into validation with all their interactions, so the "
+                         "hybrid's blend is chosen on cold items too (0: none)")
+    ap.add_argument("--config", nargs="*", default=[],
+                    help="YAML files whose train section, and compare.train per-model recipes, set the "
+                         "training (default: up to 100 epochs at lr 0.01, patience 10, as --mode compare)")
+    ap.add_argument("--epochs", type=int, default=None, help="overrides train.epochs")
+    ap.add_argument("--lr", type=float, default=None, help="overrides train.lr")
+    ap.add_argument("--l2", type=float, default=None, help="overrides train.l2")
+    ap.add_argument("--batch-size", type=int, default=None, help="overrides train.batch_size")
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--sweep", action="store_true", help="also run the hybrid at every --thresholds value")
@@ -109,8 +117,7 @@ def main() -> None:
         report(pd.read_csv(out / "runs.csv"), args, out, machine=json.loads((out / "summary.json").read_text())["machine"])
         return
     data = load_dataset(args.dataset)
-    train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
-                            eval_every=1 if args.n_valid else 0, patience=5, progress=False)
+    cfg = training_config(args)
     runs = [r for r in model_runs(args) if not args.only or r[0] in args.only]
     rows, splits = [], []
     partial = out / "runs.partial.csv"  # every finished (model, seed), so an interruption loses one at most
@@ -120,7 +127,8 @@ def main() -> None:
     finished = {(r["model"], r["seed"]) for r in rows}
     for n_seed, seed in enumerate(args.seeds):
         split = make_split(data, "cold_item", cold_fraction=args.cold_fraction, base="leave_last_out",
-                           n_test=args.n_test, n_valid=args.n_valid, seed=seed)
+                           n_test=args.n_test, n_valid=args.n_valid,
+                           valid_cold_fraction=args.valid_cold_fraction if args.n_valid else 0.0, seed=seed)
         print(f"seed {seed}: {split.summary()}")
         splits.append({"seed": seed, **split.info})
         t = time.perf_counter()
@@ -131,17 +139,22 @@ def main() -> None:
             if label.startswith("hybrid tau=") and n_seed >= args.sweep_seeds or (label, seed) in finished:
                 continue
             t = time.perf_counter()
-            cfg = dataclasses.replace(train_cfg, epochs=args.pinsage_epochs) if name == "pinsage" else train_cfg
-            model = build_model(name, params, device=args.device, seed=seed, train=cfg)
+            train_cfg = model_train(cfg, name)
+            if name == "pinsage":
+                train_cfg = dataclasses.replace(train_cfg, epochs=min(train_cfg.epochs, args.pinsage_epochs))
+            model = build_model(name, params, device=args.device, seed=seed, train=train_cfg)
             extra = {"item_embeddings": content} if model.content_aware else {}
             model.fit(split.train, split.valid, **extra)
             fit_s = time.perf_counter() - t
             res = evaluate(model, split, ks=[20], metrics=["recall", "ndcg"], device=args.device)
+            trained = training_record(model, train_cfg.epochs) if getattr(model, "history", None) else {}
             for g in GROUPS:
                 rows.append({"model": label, "seed": seed, "group": g, "fit_s": round(fit_s, 2),
-                             **{m: res.metrics[g][m] for m in METRICS}})
+                             "epochs": trained.get("epochs"), "best_epoch": trained.get("best_epoch"),
+                             "stop": trained.get("stop"), **{m: res.metrics[g][m] for m in METRICS}})
             cells = "  ".join(f"{g}:{res.metrics[g]['recall@20']:.4f}" for g in GROUPS)
-            print(f"  {label:>16} fit {fit_s:6.1f}s  R@20 {cells}", flush=True)
+            kept = f"epoch {trained['best_epoch']}/{trained['epochs']}, {trained['stop']}" if trained else ""
+            print(f"  {label:>16} fit {fit_s:6.1f}s  R@20 {cells}  {kept}", flush=True)
             write_csv(partial, rows)
 
     frame = pd.DataFrame(rows)
@@ -159,8 +172,19 @@ def main() -> None:
     report(frame, args, out, machine, splits)
 
 
+def training_config(args) -> Config:
+    """The train section (the converged recipe of ``--mode compare`` unless a config or flag
+    says otherwise) with validation each epoch when there is a validation part."""
+    base = {"train": {"epochs": 100, "lr": 0.01, "l2": 1e-4, "batch_size": 1024, "patience": 10}}
+    flags = {"epochs": args.epochs, "lr": args.lr, "l2": args.l2, "batch_size": args.batch_size}
+    overrides = [f"train.{k}={v}" for k, v in flags.items() if v is not None]
+    overrides.append(f"train.eval_every={1 if args.n_valid else 0}")
+    return load_config(args.config, overrides, base=base)
+
+
 def summarise(frame):
-    summary = (frame.groupby(["model", "group"], sort=False)[list(METRICS) + ["fit_s"]]
+    cols = list(METRICS) + [c for c in ("fit_s", "epochs") if c in frame]
+    summary = (frame.groupby(["model", "group"], sort=False)[cols]
                .agg(["mean", "std"]).reset_index())
     summary.columns = ["_".join(c).rstrip("_") for c in summary.columns]
     return summary
@@ -174,9 +198,10 @@ def report(frame, args, out: Path, machine: str, splits=None) -> None:
     meta = {"dataset": args.dataset, "seeds": args.seeds, "machine": machine,
             "command": _command(args, out),
             "split": {"kind": "cold_item", "cold_fraction": args.cold_fraction, "base": "leave_last_out",
-                      "n_test": args.n_test, "n_valid": args.n_valid},
-            "train": {"epochs": args.epochs, "lr": args.lr, "l2": args.l2, "batch_size": args.batch_size,
-                      "dim": args.dim, "layers": args.layers},
+                      "n_test": args.n_test, "n_valid": args.n_valid,
+                      "valid_cold_fraction": args.valid_cold_fraction if args.n_valid else 0.0},
+            "train": dataclasses.asdict(training_config(args).train), "compare_train": training_config(args).compare.train,
+            "dim": args.dim, "layers": args.layers,
             "sweep_seeds": args.seeds[:args.sweep_seeds] if args.sweep else [],
             "splits": splits, "summary": summary.to_dict(orient="records")}
     (out / "summary.json").write_text(json.dumps(meta, indent=2, default=float) + "\n")
@@ -202,14 +227,15 @@ def _command(args, out: Path) -> str:
 
 def print_table(summary) -> None:
     print("\nRecall@20 / NDCG@20, mean +- std over seeds")
-    print(f"{'model':>16}  " + "  ".join(f"{g:>24}" for g in GROUPS))
+    print(f"{'model':>16}  " + "  ".join(f"{g:>24}" for g in GROUPS) + "  epochs (mean)")
     for model in dict.fromkeys(summary["model"]):
         cells = []
         for g in GROUPS:
             r = summary[(summary["model"] == model) & (summary["group"] == g)].iloc[0]
             cells.append(f"{r['recall@20_mean']:.4f}+-{_sd(r['recall@20_std'])} "
                          f"{r['ndcg@20_mean']:.4f}+-{_sd(r['ndcg@20_std'])}")
-        print(f"{model:>16}  " + "  ".join(f"{c:>24}" for c in cells))
+        ep = r.get("epochs_mean", float("nan"))
+        print(f"{model:>16}  " + "  ".join(f"{c:>24}" for c in cells) + (f"  {ep:.1f}" if ep == ep else "  -"))
 
 
 def _sd(x) -> str:
