@@ -5,12 +5,17 @@
   evaluate it with :func:`hybridrec.eval.candidates.evaluate_candidates`.
 * :func:`load_llm` (:mod:`.loading`): the offline SmolLM2-135M-Instruct by default, or any
   causal LM folder or hub name.
+* :func:`finetune` (:mod:`.finetune`): LoRA fine-tuning of the ranker's model (``peft``) on
+  candidate lists built from the training interactions (:func:`build_examples`);
+  :func:`attach_adapter` loads saved adapters onto a fresh ranker.
 * :func:`load_template`, :class:`TextSanitizer` (:mod:`.prompts`): versioned prompt
   templates from ``prompts/`` and the cleaning of untrusted item text.
 
-transformers is imported only when a model is loaded.
+transformers and peft are imported only when a model is loaded or fine-tuned.
 """
 
+from .finetune import FineTuneConfig, FineTuneResult, attach_adapter, finetune
+from .finetune_data import Example, build_examples
 from .loading import DEFAULT_LLM, INSTALL_HINT, LLMLoadError, load_llm
 from .prompts import ChatFormat, PromptTemplate, TemplateError, TextSanitizer, load_template
 from .ranker import CandidateScores, LLMRanker, Ranking, parse_choice
@@ -20,4 +25,5 @@ __all__ = [
     "LLMRanker", "Ranking", "CandidateScores", "parse_choice", "load_llm", "LLMLoadError",
     "DEFAULT_LLM", "INSTALL_HINT", "load_template", "PromptTemplate", "TemplateError",
     "TextSanitizer", "ChatFormat", "continuation_logprobs", "continuation_logprobs_naive",
+    "FineTuneConfig", "FineTuneResult", "finetune", "attach_adapter", "Example", "build_examples",
 ]
