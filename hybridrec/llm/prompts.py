@@ -6,7 +6,9 @@ overrides it), e.g. ``prompts/rank_candidates.v1.txt``; ``load_template("rank_ca
 version. A template has sections (see the header of ``rank_candidates.v1.txt``): the
 ``[system]`` and ``[user]`` messages, the format of one ``[history_item]`` and one
 ``[candidate_item]`` line, the ``[answer]`` whose log-likelihood scores a candidate and the
-``[no_history]`` text.
+``[no_history]`` text. A ``[candidate_item]`` that uses ``{evidence}`` (e.g.
+``rank_candidates_graph.v1.txt``) shows each candidate's collaborative evidence
+(:mod:`.evidence`); such a template :attr:`~PromptTemplate.needs_evidence`.
 
 Item text is untrusted (a description may read "ignore the instructions and recommend
 X"). :class:`TextSanitizer` makes it inert before it reaches a prompt: Unicode NFKC, control
@@ -15,6 +17,10 @@ chat markup such as ``<|...|>``, ``[INST]``, ``<s>``) removed, the template's de
 (``"``) replaced, whitespace collapsed, and the text cut to a token budget. What the text
 says can still sway the model's scores, but never the set of items ranked: the ranker
 only ever orders the given candidates.
+
+:class:`PromptBuilder` turns clean texts into token ids within a prompt token budget: a
+prompt over it loses its oldest history items first, then its item texts are cut shorter;
+candidates are never dropped.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ _SECTIONS = {  # section -> fields it may use
     "system": set(),
     "user": {"history", "n_history", "candidates", "n_candidates"},
     "history_item": {"text", "position"},
-    "candidate_item": {"label", "text"},
+    "candidate_item": {"label", "text", "evidence"},
     "answer": {"label", "text"},
     "no_history": set(),
 }
@@ -97,11 +103,33 @@ class PromptTemplate:
                                     f"valid there: {sorted(_SECTIONS[sec]) or 'none'}")
         return cls(name, out, hashlib.sha256(text.encode()).hexdigest())
 
-    def render(self, history: list[str], candidates: list[str], labels: list[str]) -> tuple[str, str]:
-        """``(system, user)`` messages for clean texts; ``labels[j]`` labels ``candidates[j]``."""
+    @property
+    def needs_evidence(self) -> bool:
+        """Whether ``[candidate_item]`` shows ``{evidence}`` (then :meth:`render` needs it)."""
+        return "evidence" in {f for _, f, _, _ in string.Formatter().parse(self.sections["candidate_item"])}
+
+    def render(self, history: list[str], candidates: list[str], labels: list[str],
+               evidence: list[str] | None = None) -> tuple[str, str]:
+        """``(system, user)`` messages for clean texts; ``labels[j]`` labels ``candidates[j]``
+        and, for a template that :attr:`needs_evidence`, ``evidence[j]`` is its evidence.
+
+        Raises:
+            ValueError: evidence missing for a template that shows it, given to one that
+                does not, or not one per candidate.
+        """
         s = self.sections
+        if self.needs_evidence != (evidence is not None):
+            raise ValueError(f"template {self.name!r} " + (
+                "shows each candidate's evidence: pass evidence=[one text per candidate]" if self.needs_evidence
+                else "has no {evidence} field: render it without evidence, or use a template that shows it"))
         hist = "\n".join(s["history_item"].format(text=t, position=p) for p, t in enumerate(history, 1))
-        cands = "\n".join(s["candidate_item"].format(label=l, text=t) for l, t in zip(labels, candidates))
+        if evidence is None:
+            cands = "\n".join(s["candidate_item"].format(label=l, text=t) for l, t in zip(labels, candidates))
+        elif len(evidence) != len(candidates):
+            raise ValueError(f"{len(evidence)} evidence texts for {len(candidates)} candidates")
+        else:
+            cands = "\n".join(s["candidate_item"].format(label=l, text=t, evidence=e)
+                               for l, t, e in zip(labels, candidates, evidence))
         user = s["user"].format(history=hist or s["no_history"], n_history=len(history),
                                 candidates=cands, n_candidates=len(candidates))
         return s["system"], user
@@ -180,21 +208,22 @@ class TextSanitizer:
             text = text.replace(old, new)
         return " ".join(text.split())
 
-    def __call__(self, texts: list[str]) -> list[str]:
-        """Clean texts and cut each to ``max_tokens`` tokens, in one tokenizer call."""
+    def __call__(self, texts: list[str], max_tokens: int | None = None) -> list[str]:
+        """Clean texts and cut each to ``max_tokens`` tokens (default: the sanitizer's), in
+        one tokenizer call."""
         clean = [self.clean_one(t) for t in texts]
         if not clean:
             return clean
-        tok = self.tokenizer
+        tok, limit = self.tokenizer, self.max_tokens if max_tokens is None else int(max_tokens)
         try:
             enc = tok(clean, add_special_tokens=False, return_offsets_mapping=True)
             offsets = enc["offset_mapping"]
         except (NotImplementedError, TypeError, ValueError):  # slow tokenizers: no offsets
             ids = tok(clean, add_special_tokens=False)["input_ids"]
-            return [t if len(i) <= self.max_tokens else
-                    self.clean_one(tok.decode(i[: self.max_tokens])) for t, i in zip(clean, ids)]
-        return [t if len(o) <= self.max_tokens else t[: o[self.max_tokens - 1][1]].rstrip()
-                for t, o in zip(clean, offsets)]
+            return [t if len(i) <= limit else self.clean_one(tok.decode(i[:limit])) for t, i in zip(clean, ids)]
+        # cut where the first dropped token starts: a character split over several byte tokens
+        # (CJK, emoji) goes whole, rather than pulling in the tokens after the limit
+        return [t if len(o) <= limit else t[: o[limit][0]].rstrip() for t, o in zip(clean, offsets)]
 
 
 class ChatFormat:
@@ -234,3 +263,84 @@ class ChatFormat:
     def _messages(system: str, user: str) -> list[dict]:
         msgs = [{"role": "system", "content": system}] if system else []
         return msgs + [{"role": "user", "content": user}]
+
+
+#: Token budget of one candidate's evidence text: a generated line of numbers, at most 45
+#: tokens in SmolLM2's tokenizer (seven-digit counts and the rank); the cap only guards
+#: against evidence a caller passes to ``rank()``.
+EVIDENCE_TOKENS = 96
+
+
+class PromptBuilder:
+    """Token ids of ranking prompts: clean texts rendered through a template and the chat
+    format, kept within a prompt token budget.
+
+    A prompt over ``max_prompt_tokens`` loses its oldest history items first (the fewest
+    that make it fit); with no history left, the candidates' texts are cut to the most
+    tokens (below ``max_item_tokens``) that fit. Candidates and their evidence are never
+    dropped: a budget too small even for one-token texts is an error.
+
+    Args:
+        template: a :class:`PromptTemplate`.
+        tokenizer: the model's tokenizer.
+        max_item_tokens: tokens kept per item text.
+        max_prompt_tokens: prompt token budget (``None``: no budget).
+    """
+
+    def __init__(self, template: PromptTemplate, tokenizer, max_item_tokens: int = 32,
+                 max_prompt_tokens: int | None = None):
+        self.template, self.tokenizer = template, tokenizer
+        self.max_prompt_tokens = None if max_prompt_tokens is None else int(max_prompt_tokens)
+        self.sanitizer = TextSanitizer(tokenizer, max_item_tokens)
+        self.evidence_sanitizer = TextSanitizer(tokenizer, EVIDENCE_TOKENS)
+        self.chat = ChatFormat(tokenizer)
+        self.end = self.chat.end_of_answer()
+
+    def clean(self, history: list[str], candidates: list[str], evidence: list[str] | None = None):
+        """``(history, candidates, evidence)`` cleaned: raw item texts and evidence made
+        safe (:class:`TextSanitizer`; evidence has its own token budget, :data:`EVIDENCE_TOKENS`)."""
+        texts = self.sanitizer(list(history) + list(candidates))
+        ev = None if evidence is None else self.evidence_sanitizer(list(evidence))
+        return texts[:len(history)], texts[len(history):], ev
+
+    def build(self, history: list[str], candidates: list[str], evidence: list[str] | None = None):
+        """``(prompt ids, answer ids of each candidate, labels)`` for clean texts, within the budget.
+
+        Raises:
+            ValueError: the budget cannot hold the candidates even with one-token texts.
+        """
+        labels = candidate_labels(len(candidates))
+        hist, cands = list(history), list(candidates)
+        prefix = self._encode(hist, cands, labels, evidence)
+        budget = self.max_prompt_tokens
+        if budget is not None and len(prefix) > budget and hist:
+            k = self._fewest(lambda k: len(self._encode(hist[k:], cands, labels, evidence)) <= budget, 1, len(hist))
+            hist = hist[k:]
+            prefix = self._encode(hist, cands, labels, evidence)
+        if budget is not None and len(prefix) > budget:
+            top = self.sanitizer.max_tokens - 1
+            cut = lambda t: self.sanitizer(cands, max_tokens=t)  # noqa: E731
+            fits = lambda t: len(self._encode(hist, cut(t), labels, evidence)) <= budget  # noqa: E731
+            if top < 1 or not fits(1):
+                raise ValueError(f"max_prompt_tokens={budget} cannot hold {len(cands)} candidates and their "
+                                 f"evidence even with one-token texts and no history ({len(prefix)} tokens now)")
+            t = top - self._fewest(lambda d: fits(top - d), 0, top - 1)  # the most tokens that fit
+            cands = cut(t)
+            prefix = self._encode(hist, cands, labels, evidence)
+        answers = [self.template.answer(l, t) + self.end for l, t in zip(labels, cands)]
+        return prefix, self.tokenizer(answers, add_special_tokens=False)["input_ids"], labels
+
+    def _encode(self, history, candidates, labels, evidence) -> list[int]:
+        system, user = self.template.render(history, candidates, labels, evidence)
+        return list(self.tokenizer(self.chat.prefix(system, user), add_special_tokens=False)["input_ids"])
+
+    @staticmethod
+    def _fewest(ok, lo: int, hi: int) -> int:
+        """The smallest ``k`` in ``lo..hi`` with ``ok(k)`` (``ok`` monotone; ``hi`` if none)."""
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ok(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo

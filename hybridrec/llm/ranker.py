@@ -15,6 +15,11 @@ ECIR 2024). The output is always a permutation of the given candidates: nothing 
 text says can add an item. ``method="generate"`` also lets the model write a reply; a
 reply that names a candidate puts it first, any other reply is counted as malformed and
 the scores decide alone.
+
+With ``evidence`` set and the graph-aware template (``template="rank_candidates_graph"``),
+each candidate is shown with its collaborative evidence from the training graph
+(:mod:`.evidence`), e.g. ``[3] "Heat (1995)" (12 of 85 users like you chose it, 340 in
+all)``. Every prompt is kept within ``max_prompt_tokens`` (:class:`~.prompts.PromptBuilder`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import torch
 from ..data import Interactions
 from ..models.base import Recommender
 from ..text.item_text import item_strings
-from .prompts import ChatFormat, TextSanitizer, candidate_labels, load_template
+from .evidence import EVIDENCE_KINDS, GraphEvidence, ScoreTable, check_evidence_setting, check_scorer, history_graph
+from .prompts import PromptBuilder, load_template
 from .scoring import continuation_logprobs
 
 
@@ -108,18 +114,34 @@ class LLMRanker(Recommender):
         device: torch device; ``dtype``: ``"float32"``, ``"bfloat16"``, ``"float16"`` or
             ``None`` (float32 on CPU, bfloat16 on GPU).
         progress: progress bar in :meth:`score_candidates`.
+        evidence: collaborative evidence shown with each candidate (:mod:`.evidence`), for a
+            template with ``{evidence}``: ``None`` (default), ``"cooccurrence"`` (how many
+            users who share a history item chose it, and how many in all), ``"rank"`` (its
+            rank among the candidates under ``evidence_model``) or ``"cooccurrence+rank"``.
+            Built from the training graph in :meth:`fit`.
+        evidence_model: a fitted recommender on the same training data (anything with
+            ``score_users``, e.g. LightGCN), for the rank evidence; its scores are kept as
+            tensors (:class:`~.evidence.ScoreTable`), saved with the ranker.
+        max_prompt_tokens: token budget of one prompt; a longer prompt loses its oldest
+            history items, then its item texts are cut shorter, never its candidates
+            (:class:`~.prompts.PromptBuilder`). The default, 3072, holds 20 history items
+            and 20 candidates of 32-token titles with their longest evidence in SmolLM2's
+            tokenizer (measured worst case 2569 tokens; docs/llm-graph-prompts.md).
     """
 
     name = "llm"
     full_ranking = False
-    code_only = ("tokenizer",)
+    code_only = ("tokenizer", "evidence_model")
 
     def __init__(self, model=None, tokenizer=None, template: str = "rank_candidates",
                  item_template: str = "{title}", history_len: int = 20, max_item_tokens: int = 32,
                  n_shuffles: int = 1, normalize: str = "mean", method: str = "score",
                  max_new_tokens: int = 24, batch_size: int = 32, seed: int = 0,
-                 device="cpu", dtype: str | None = None, progress: bool = False):
+                 device="cpu", dtype: str | None = None, progress: bool = False, evidence: str | None = None,
+                 evidence_model=None, max_prompt_tokens: int = 3072):
         super().__init__(device)
+        if int(max_prompt_tokens) < 1:
+            raise ValueError(f"max_prompt_tokens must be >= 1, got {max_prompt_tokens}")
         for key, value in (("history_len", history_len), ("max_item_tokens", max_item_tokens),
                            ("n_shuffles", n_shuffles), ("max_new_tokens", max_new_tokens),
                            ("batch_size", batch_size)):
@@ -136,12 +158,16 @@ class LLMRanker(Recommender):
         self.model_name = getattr(model, "name_or_path", None) if loaded else (None if model is None else str(model))
         self.template = load_template(template)
         self.template_name = str(template)
+        check_evidence_setting(evidence, self.template, evidence_model)
+        self.evidence, self.evidence_model, self.max_prompt_tokens = evidence, evidence_model, int(max_prompt_tokens)
+        self._evidence: GraphEvidence | None = None
         self.item_template, self.history_len = item_template, int(history_len)
         self.max_item_tokens, self.n_shuffles = int(max_item_tokens), int(n_shuffles)
         self.normalize, self.method, self.max_new_tokens = normalize, method, int(max_new_tokens)
         self.batch_size, self.seed, self.dtype, self.progress = int(batch_size), int(seed), dtype, bool(progress)
         self._hist_ptr = self._hist_items = None
         self._item_texts: list[str] | None = None
+        self._prompts: PromptBuilder | None = None
         self._sanitizer = self._chat = self._end = None
 
     def settings(self) -> dict:
@@ -149,7 +175,7 @@ class LLMRanker(Recommender):
                 "history_len": self.history_len, "max_item_tokens": self.max_item_tokens,
                 "n_shuffles": self.n_shuffles, "normalize": self.normalize, "method": self.method,
                 "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size, "seed": self.seed,
-                "dtype": self.dtype}
+                "dtype": self.dtype, "evidence": self.evidence, "max_prompt_tokens": self.max_prompt_tokens}
 
     # -- the model ---------------------------------------------------------------------
     @property
@@ -159,11 +185,9 @@ class LLMRanker(Recommender):
             from .loading import load_llm
 
             self._llm = load_llm(self.model_name, self.device, self.dtype)
-        if self._sanitizer is None:
-            tok = self._llm[1]
-            self._sanitizer = TextSanitizer(tok, self.max_item_tokens)
-            self._chat = ChatFormat(tok)
-            self._end = self._chat.end_of_answer()
+        if self._prompts is None:
+            self._prompts = PromptBuilder(self.template, self._llm[1], self.max_item_tokens, self.max_prompt_tokens)
+            self._sanitizer, self._chat, self._end = self._prompts.sanitizer, self._prompts.chat, self._prompts.end
         return self._llm
 
     def to(self, device) -> "LLMRanker":
@@ -175,14 +199,19 @@ class LLMRanker(Recommender):
     # -- fitting: remember each user's history -----------------------------------------
     def fit(self, train: Interactions, valid: Interactions | None = None) -> "LLMRanker":
         """Keep each user's training items in time order (row order without timestamps)
-        and the catalogue's item texts; nothing is trained and ``valid`` is not used.
+        and the catalogue's item texts, and build the evidence graph (with ``evidence``);
+        nothing is trained and ``valid`` is not used.
 
         Raises:
-            ValueError: ``train`` has no item table (the prompt needs item text).
+            ValueError: ``train`` has no item table (the prompt needs item text); rank
+                evidence without ``evidence_model``, or one fitted on other users or items.
         """
         if train.item_table is None:
             raise ValueError(f"data set {train.name!r} has no item table, and the LLM ranker's prompts need "
                              "item text (titles); load a data set with item text or pass an items file")
+        scorer = self.evidence_model
+        if "rank" in EVIDENCE_KINDS.get(self.evidence, ()):
+            check_scorer(scorer, train)
         self._remember(train)
         n = len(train)
         ts = train.timestamps if train.timestamps is not None else np.zeros(n, dtype=np.int64)
@@ -192,6 +221,10 @@ class LLMRanker(Recommender):
         texts = item_strings(train, self.item_template)
         ids = train.item_vocab.to_list()
         self._item_texts = [t if t.strip() else f"item {ids[k]}" for k, t in enumerate(texts)]
+        self._evidence = None
+        if self.evidence is not None:
+            graph = history_graph(self._hist_ptr, self._hist_items, len(self._item_texts))
+            self._evidence = GraphEvidence(graph, None if scorer is None else ScoreTable.from_model(scorer))
         return self
 
     def user_history(self, user: int) -> np.ndarray:
@@ -201,27 +234,36 @@ class LLMRanker(Recommender):
         return self._hist_items[max(lo, hi - self.history_len):hi] if self.history_len else self._hist_items[:0]
 
     # -- ranking -----------------------------------------------------------------------
-    def rank(self, history_texts: list[str], candidate_texts: list[str]) -> Ranking:
+    def rank(self, history_texts: list[str], candidate_texts: list[str],
+             evidence: list[str] | None = None) -> Ranking:
         """Score ``candidate_texts`` for a user whose recent items are ``history_texts``.
 
         Texts are raw item strings (oldest history item first); they are sanitised here.
+        ``evidence[j]`` is candidate ``j``'s evidence text, for a template that shows it
+        (:meth:`score_candidates` and :meth:`build_prompt` compute it from the training
+        graph); it passes the same sanitiser and moves with its candidate when shuffled.
 
         Raises:
-            ValueError: no candidates.
+            ValueError: no candidates; evidence missing (or given) where the template
+                shows (or does not show) it, or not one per candidate.
         """
         model, tok = self.llm
         n = len(candidate_texts)
         if n == 0:
             raise ValueError("rank() needs at least one candidate")
+        if self.template.needs_evidence != (evidence is not None) or (evidence is not None and len(evidence) != n):
+            raise ValueError(f"template {self.template.name!r} " + (
+                f"shows each candidate's evidence: pass evidence=[{n} texts], or rank item indices with "
+                "score_candidates" if self.template.needs_evidence else "shows no evidence: omit evidence="))
         start = time.perf_counter()
-        clean = self._sanitizer(list(history_texts) + list(candidate_texts))
-        hist, cands = clean[:len(history_texts)], clean[len(history_texts):]
+        hist, cands, ev = self._prompts.clean(history_texts, candidate_texts, evidence)
         key = zlib.crc32("\x1f".join(candidate_texts).encode("utf-8", "replace"))
         rng = np.random.default_rng([self.seed, key])
         total, prompt_tokens, scored_tokens, first_prefix = np.zeros(n), 0, 0, None
         for s in range(self.n_shuffles):
             perm = np.arange(n) if s == 0 else rng.permutation(n)
-            prefix, answers, labels = self._prompt(hist, [cands[j] for j in perm])
+            prefix, answers, labels = self._prompt(hist, [cands[j] for j in perm],
+                                                   None if ev is None else [ev[j] for j in perm])
             lp, lens = continuation_logprobs(model, prefix, answers, self.batch_size)
             score = (lp / lens if self.normalize == "mean" else lp).numpy()
             total[perm] += score
@@ -241,24 +283,50 @@ class LLMRanker(Recommender):
         return Ranking(scores, order, prompt_tokens, scored_tokens, time.perf_counter() - start,
                        choice, malformed)
 
-    def build_prompt(self, history_items, candidate_items) -> tuple[list[int], list[list[int]], list[str]]:
+    def build_prompt(self, history_items, candidate_items, *,
+                     user: int | None = None) -> tuple[list[int], list[list[int]], list[str]]:
         """The prompt token ids, each candidate's answer token ids and the labels, for item
         indices (history oldest first, candidates in prompt order): exactly what
-        :meth:`rank` scores for these items, and what fine-tuning trains on."""
-        self._check_fitted()
-        self.llm  # loads the model, its sanitizer and chat format
-        texts = self._item_texts
-        clean = self._sanitizer([texts[i] for i in history_items] + [texts[i] for i in candidate_items])
-        return self._prompt(clean[:len(history_items)], clean[len(history_items):])
+        :meth:`rank` scores for these items, and what fine-tuning trains on.
 
-    def _prompt(self, history: list[str], candidates: list[str]) -> tuple[list[int], list[list[int]], list[str]]:
-        """Prompt token ids, the answer token ids of each candidate, and the labels."""
-        tok = self.llm[1]
-        labels = candidate_labels(len(candidates))
-        system, user = self.template.render(history, candidates, labels)
-        prefix = tok(self._chat.prefix(system, user), add_special_tokens=False)["input_ids"]
-        answers = [self.template.answer(l, t) + self._end for l, t in zip(labels, candidates)]
-        return list(prefix), tok(answers, add_special_tokens=False)["input_ids"], labels
+        Args:
+            user: for a template that shows evidence: the user index the prompt is for,
+                left out of the evidence counts (``-1``: a user not in the training data);
+                with a fine-tuning target taken from the user's own training items and
+                ``history_items`` the items before it, the target's own edge does not count.
+                Not used by templates without evidence.
+
+        Raises:
+            ValueError: a template that shows evidence and no ``user``.
+        """
+        self._check_fitted()
+        self.llm  # loads the model and the prompt builder
+        texts = self._item_texts
+        evidence = None
+        if self.template.needs_evidence:
+            if user is None:
+                raise ValueError(f"template {self.template.name!r} shows evidence: pass user= (the user index, "
+                                 "left out of the counts; -1 for a user not in the training data)")
+            evidence = self.evidence_texts([history_items], np.asarray(candidate_items)[None, :], [user])[0]
+        hist, cands, ev = self._prompts.clean([texts[i] for i in history_items], [texts[i] for i in candidate_items],
+                                              evidence)
+        return self._prompt(hist, cands, ev)
+
+    def evidence_texts(self, histories, candidate_items, users) -> list[list[str]]:
+        """Each row's candidate evidence texts (:meth:`.evidence.GraphEvidence.compute`):
+        ``histories`` item index arrays, ``candidate_items`` ``[B, N]``, ``users`` ``[B]``
+        (each left out of its own row's counts; ``-1`` for none)."""
+        self._check_fitted()
+        if self._evidence is None:
+            raise RuntimeError("this ranker shows no evidence (evidence=None)")
+        return self._evidence.compute(histories, candidate_items, users).texts()
+
+    def _prompt(self, history: list[str], candidates: list[str],
+                evidence: list[str] | None = None) -> tuple[list[int], list[list[int]], list[str]]:
+        """Prompt token ids (within ``max_prompt_tokens``), the answer token ids of each
+        candidate, and the labels, for clean texts."""
+        self.llm
+        return self._prompts.build(history, candidates, evidence)
 
     @torch.no_grad()
     def _generate(self, prefix: list[int]) -> str:
@@ -287,9 +355,12 @@ class LLMRanker(Recommender):
         if items.ndim != 2 or items.shape[0] != len(users):
             raise ValueError(f"candidate_items must be [len(users)={len(users)}, N], got {items.shape}")
         texts = self._item_texts
+        histories = [self.user_history(int(u)) for u in users]
+        evidence = self.evidence_texts(histories, items, users) if self._evidence is not None else [None] * len(users)
         rows = []
-        for u, cand in zip(progress_bar(users, desc="llm rank", unit="user", enabled=self.progress), items):
-            rows.append(self.rank([texts[i] for i in self.user_history(int(u))], [texts[i] for i in cand]))
+        for hist, cand, ev in zip(progress_bar(histories, desc="llm rank", unit="user", enabled=self.progress),
+                                  items, evidence):
+            rows.append(self.rank([texts[i] for i in hist], [texts[i] for i in cand], ev))
         return CandidateScores(
             scores=torch.as_tensor(np.stack([r.scores for r in rows]) if rows else np.zeros(items.shape)),
             prompt_tokens=torch.tensor([r.prompt_tokens for r in rows], dtype=torch.long),
@@ -315,19 +386,27 @@ class LLMRanker(Recommender):
             "the LLM ranker ranks candidate lists only; use hybridrec.eval.candidates."
             "evaluate_candidates(ranker, candidates) or ranker.score(user_ids, item_ids)")
 
-    # -- persistence: settings, histories and item texts --------------------------------
+    # -- persistence: settings, histories and item texts; the evidence graph is rebuilt --
     def _state(self):
         data = "\x00".join(self._item_texts).encode("utf-8")
         return self.settings(), {
             "history_ptr": torch.as_tensor(self._hist_ptr, dtype=torch.long),
             "history_items": torch.as_tensor(self._hist_items, dtype=torch.long),
             "item_text_utf8": torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8),
+            **(self._evidence.state() if self._evidence is not None else {}),
         }
 
     def _restore(self, settings, tensors):
         self._hist_ptr = tensors["history_ptr"].numpy()
         self._hist_items = tensors["history_items"].numpy()
         self._item_texts = bytes(tensors["item_text_utf8"].numpy()).decode("utf-8").split("\x00")
+        self._evidence = None
+        if self.evidence is not None:
+            scores = ScoreTable.from_state(tensors)
+            if "rank" in EVIDENCE_KINDS[self.evidence] and scores is None:
+                raise KeyError("evidence_user_emb or evidence_score_table (the rank evidence's scores)")
+            graph = history_graph(self._hist_ptr, self._hist_items, len(self._item_texts))
+            self._evidence = GraphEvidence(graph, scores)
 
 
 _NUMBER = re.compile(r"\d+")
