@@ -156,7 +156,8 @@ def test_score_candidates_uses_the_time_ordered_history(tiny):
     model, tok = tiny
     train = toy_train()
     ranker = LLMRanker(model, tokenizer=tok, history_len=2).fit(train)
-    assert ranker.user_history(0).tolist() == [1, 2]  # u0: m0 (t=10), m1 (t=20), m2 (t=30): last two
+    assert ranker.user_sequence(0).tolist() == [0, 1, 2]  # u0: m0 (t=10), m1 (t=20), m2 (t=30)
+    assert ranker.user_history(0).tolist() == [1, 2]  # the last two
     assert ranker.user_history(2).tolist() == [5]
     out = ranker.score_candidates(torch.tensor([0, 1]), torch.tensor([[3, 4, 5, 6], [0, 1, 2, 9]]))
     assert out.scores.shape == (2, 4) and out.scores.dtype == torch.float64

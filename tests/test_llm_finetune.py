@@ -166,6 +166,7 @@ def test_adapters_reload_onto_a_fresh_ranker_with_identical_scores(tmp_path):
     fresh = ranker().fit(train)
     attach_adapter(fresh, tmp_path / "adapter")
     torch.testing.assert_close(fresh.score_candidates(users, cands).scores, after, rtol=0, atol=0)
+    assert fresh.settings()["adapter"] == r.settings()["adapter"] and r.settings()["adapter"]["peft_type"] == "LORA"
     with pytest.raises(ValueError, match="already carries LoRA adapters"):
         attach_adapter(fresh, tmp_path / "adapter")
     with pytest.raises(ValueError, match="holds no LoRA adapter"):
@@ -244,3 +245,80 @@ def test_a_model_without_lora_targets_is_a_clear_error():
     with pytest.raises(ValueError, match=r"none of the usual projection names found among its linear layers \['mixer'\]"):
         find_target_modules(Mixer())
     assert find_target_modules(Mixer(), ["mixer"]) == ["mixer"]
+
+
+def test_negatives_come_from_items_with_a_training_interaction_unless_told_otherwise():
+    """An item no one chose in training would otherwise only ever be a negative."""
+    train, _ = toy_split()
+    keep = ~np.isin(train.items, [8, 9])
+    train = Interactions(train.users[keep], train.items[keep], train.user_vocab, train.item_vocab,
+                         timestamps=train.timestamps[keep], item_table=train.item_table, name="toy")
+    never = {int(i) for i in np.flatnonzero(train.item_counts() == 0)}
+    assert {8, 9} <= never
+    for seed in range(5):
+        for e in build_examples(ranker(), train, small(seed=seed)):
+            assert not set(np.delete(e.candidates, e.position).tolist()) & never
+    drawn = {int(i) for seed in range(5) for e in build_examples(ranker(), train, small(seed=seed, negatives="all"))
+             for i in np.delete(e.candidates, e.position)}
+    assert drawn & never
+    with pytest.raises(ValueError, match="FineTuneConfig.negatives must be"):
+        small(negatives="cold")
+
+
+def test_examples_are_cut_from_the_rankers_own_sequences():
+    train, _ = toy_split()
+    r = ranker().fit(train)
+    for e in build_examples(r, train, small()):
+        seq = r.user_sequence(e.user).tolist()
+        p = seq.index(e.target)
+        assert e.history.tolist() == seq[max(0, p - r.history_len):p]
+    other = Interactions(train.users[:-1], train.items[:-1], train.user_vocab, train.item_vocab,
+                         timestamps=train.timestamps[:-1], item_table=train.item_table, name="toy")
+    with pytest.raises(ValueError, match="fitted on other training interactions"):
+        build_examples(r, other, small())
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_a_saved_fine_tuned_ranker_carries_its_adapters_and_scores_identically(tmp_path, graph):
+    from safetensors.torch import load_file
+
+    from hybridrec.models import load_model
+
+    from llm_fakes import save_tiny_llm
+
+    train, _ = toy_split()
+    folder = save_tiny_llm(tmp_path / "tiny-llm")
+    prompt = dict(template="rank_candidates_graph", evidence="cooccurrence") if graph else {}
+    r = LLMRanker(folder, history_len=3, **prompt).fit(train)
+    users, cands = torch.tensor([0, 3]), torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    base = r.score_candidates(users, cands).scores
+    assert r.settings()["adapter"] is None
+    finetune(r, train, small(lora_r=4, target_modules=("q_proj", "v_proj")), tmp_path / "ft", progress=False)
+    tuned = r.score_candidates(users, cands).scores
+    assert not torch.allclose(base, tuned)
+    adapter = r.settings()["adapter"]
+    assert adapter == {"peft_type": "LORA", "r": 4, "lora_alpha": 16.0, "lora_dropout": 0.1,
+                       "target_modules": ["q_proj", "v_proj"], "bias": "none"}
+
+    r.save(tmp_path / "ranker")
+    saved = load_file(str(tmp_path / "ranker" / "weights.safetensors"))
+    lora = sorted(k for k in saved if k.startswith("adapter."))
+    assert len(lora) == 2 * 2 * 2 and all(".lora_A." in k or ".lora_B." in k for k in lora)  # layers x q,v x A,B
+    assert not list((tmp_path / "ranker").glob("**/*.bin")) and not list((tmp_path / "ranker").glob("**/*.pt"))
+    loaded = load_model(tmp_path / "ranker")
+    assert loaded.settings() == r.settings()
+    torch.testing.assert_close(loaded.score_candidates(users, cands).scores, tuned, rtol=0, atol=0)
+
+    load_model(tmp_path / "ranker").save(tmp_path / "again")  # saved again before its model ever loaded
+    torch.testing.assert_close(load_model(tmp_path / "again").score_candidates(users, cands).scores, tuned,
+                               rtol=0, atol=0)
+    with pytest.raises(ValueError, match="already carries LoRA adapters"):
+        finetune(loaded, train, small(), tmp_path / "ft2", progress=False)
+    by_hand = LLMRanker(folder, history_len=3, adapter=adapter, **prompt).fit(train)
+    with pytest.raises(ValueError, match="without adapter weights"):
+        by_hand.score_candidates(users, cands)
+    config = json.loads((tmp_path / "again" / "config.json").read_text())
+    config["settings"]["adapter"]["r"] = 2  # settings that disagree with the saved weights
+    (tmp_path / "again" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="do not fit adapter"):
+        load_model(tmp_path / "again").score_candidates(users, cands)

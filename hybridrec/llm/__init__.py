@@ -7,18 +7,21 @@
   causal LM folder or hub name.
 * :func:`finetune` (:mod:`.finetune`): LoRA fine-tuning of the ranker's model (``peft``) on
   candidate lists built from the training interactions (:func:`build_examples`);
-  :func:`attach_adapter` loads saved adapters onto a fresh ranker.
+  :func:`attach_adapter` (:mod:`.adapters`) loads saved adapters onto a fresh ranker, and a
+  saved fine-tuned ranker carries its adapters.
 * :func:`load_template`, :class:`TextSanitizer` (:mod:`.prompts`): versioned prompt
   templates from ``prompts/`` and the cleaning of untrusted item text.
 
 transformers and peft are imported only when a model is loaded or fine-tuned.
 """
 
-from .finetune import FineTuneConfig, FineTuneResult, attach_adapter, finetune
+from .adapters import attach_adapter
+from .finetune import FineTuneConfig, FineTuneResult, finetune
 from .finetune_data import Example, build_examples
 from .loading import DEFAULT_LLM, INSTALL_HINT, LLMLoadError, load_llm
 from .prompts import ChatFormat, PromptTemplate, TemplateError, TextSanitizer, load_template
-from .ranker import CandidateScores, LLMRanker, Ranking, parse_choice
+from .rankings import CandidateScores, Ranking, parse_choice
+from .ranker import LLMRanker
 from .scoring import continuation_logprobs, continuation_logprobs_naive
 
 __all__ = [

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_folder, write_json
+from .adapters import has_adapters
 from .finetune_checkpoint import load_checkpoint, save_checkpoint
 from .finetune_data import Example, build_examples, example_loss, examples_digest
 
@@ -68,6 +69,10 @@ class FineTuneConfig:
         target_modules: module names to adapt; ``None``: those of :data:`PROJECTIONS` found.
         listwise: weight of the listwise softmax term (>= 0; 0 = answer cross-entropy only).
         n_candidates: candidates per training list, the target included (>= 2).
+        negatives: where the ``n_candidates - 1`` negatives come from: ``"train"`` (default),
+            items with a training interaction, or ``"all"`` items of the catalogue. With
+            ``"all"``, an item no one chose in training (a cold item) could only ever be a
+            negative, and the model would learn to rank exactly those items low.
         examples_per_user: last training items of each user used as targets (>= 1).
         max_train_users: users sampled for training, ``None`` for all (>= 1).
         seed: seeds the examples, the data order, the adapters' initialisation and dropout.
@@ -88,6 +93,7 @@ class FineTuneConfig:
     target_modules: tuple[str, ...] | None = None
     listwise: float = 0.0
     n_candidates: int = 20
+    negatives: str = "train"
     examples_per_user: int = 4
     max_train_users: int | None = None
     seed: int = 0
@@ -110,6 +116,7 @@ class FineTuneConfig:
         check("lora_alpha", float(self.lora_alpha) > 0, "> 0")
         check("lora_dropout", 0 <= float(self.lora_dropout) < 1, "in [0, 1)")
         check("listwise", float(self.listwise) >= 0, ">= 0")
+        check("negatives", self.negatives in ("train", "all"), "'train' or 'all'")
         check("max_train_users", self.max_train_users is None or int(self.max_train_users) >= 1, ">= 1 or None")
         check("seed", int(self.seed) >= 0, ">= 0")
         if self.target_modules is not None:
@@ -161,12 +168,6 @@ def find_target_modules(model, wanted=None) -> list[str]:
     return found
 
 
-def _has_adapters(model) -> bool:
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return any(isinstance(m, BaseTunerLayer) for m in model.modules())
-
-
 def _lr_at(cfg: FineTuneConfig, step: int, total: int) -> float:
     """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
     if step < cfg.warmup:
@@ -205,8 +206,9 @@ def finetune(ranker, train, cfg: FineTuneConfig | None = None, out_dir=None, *, 
              progress: bool | None = None) -> FineTuneResult:
     """Fine-tune ``ranker``'s model with LoRA on candidate lists from ``train``.
 
-    Afterwards the ranker scores with the adapters. Writes ``out_dir/adapter/`` (peft
-    ``save_pretrained``, safetensors; reload with :func:`attach_adapter`),
+    Afterwards the ranker scores with the adapters, and :meth:`~.ranker.LLMRanker.save`
+    keeps them. Writes ``out_dir/adapter/`` (peft ``save_pretrained``, safetensors; reload
+    onto a fresh ranker with :func:`~.adapters.attach_adapter`),
     ``out_dir/finetune.json`` (cost, losses, config) and ``out_dir/checkpoint/``. If
     training stops with an error (or Ctrl-C), the adapters are taken off the model again,
     so the same ranker can resume.
@@ -234,8 +236,8 @@ def finetune(ranker, train, cfg: FineTuneConfig | None = None, out_dir=None, *, 
         raise ValueError("finetune() needs out_dir, where adapters and checkpoints are written")
     out_dir, ckpt = Path(out_dir), Path(out_dir) / "checkpoint"
     examples = build_examples(ranker, train, cfg)
-    model, tok = ranker.llm
-    if _has_adapters(model):
+    model, _ = ranker.llm
+    if has_adapters(model):
         raise ValueError("the ranker's model already carries LoRA adapters: fine-tune a ranker with a fresh model")
     targets = find_target_modules(model, cfg.target_modules)
     total = cfg.steps or max(1, math.ceil(cfg.epochs * len(examples) / (cfg.batch_size * cfg.grad_accum)))
@@ -281,7 +283,7 @@ def finetune(ranker, train, cfg: FineTuneConfig | None = None, out_dir=None, *, 
             if bar is not None:
                 bar.close()
     peft_model.eval()
-    ranker._llm = (peft_model.get_base_model(), tok)
+    ranker.use_adapter(peft_model)  # its settings record the adapters; a saved ranker keeps them
     adapter_dir = out_dir / "adapter"
     # only adapter weights are trained: the base model's (tied) embeddings need no copy
     atomic_folder(adapter_dir, lambda tmp: peft_model.save_pretrained(str(tmp), safe_serialization=True,
@@ -307,26 +309,3 @@ def _cost(state, cfg, total, start, n_examples, model, ranker, targets, params) 
         "first_loss": state["losses"][0] if state["losses"] else None,
         "last_loss": state["losses"][-1] if state["losses"] else None,
     }
-
-
-def attach_adapter(ranker, adapter_dir) -> "object":
-    """Load LoRA adapters saved by :func:`finetune` onto ``ranker``'s (fresh) model; the
-    ranker then scores exactly as the fine-tuned one did. Returns the ranker.
-
-    Raises:
-        ValueError: no safetensors adapter in ``adapter_dir`` (pickled ``.bin`` adapters are
-            refused), or the model already carries adapters.
-    """
-    from peft import PeftModel
-
-    adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").is_file() or not (adapter_dir / "adapter_model.safetensors").is_file():
-        raise ValueError(f"{adapter_dir} holds no LoRA adapter (adapter_config.json and "
-                         "adapter_model.safetensors); pass the adapter/ folder finetune() wrote")
-    model, tok = ranker.llm
-    if _has_adapters(model):
-        raise ValueError("the ranker's model already carries LoRA adapters: attach to a ranker with a fresh model")
-    peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
-    peft_model.eval()
-    ranker._llm = (peft_model.get_base_model(), tok)
-    return ranker

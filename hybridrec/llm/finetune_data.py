@@ -5,8 +5,11 @@ One example is one candidate list, as :meth:`~.ranker.LLMRanker.rank` sees it at
 time: for a user with time-ordered training items :math:`s_1 \\ldots s_L`, a later item
 :math:`s_p` (one of the last ``examples_per_user`` positions, :math:`p \\ge 2`) is the
 target, :math:`s_{p-h} \\ldots s_{p-1}` (``h`` = the ranker's ``history_len``) the history,
-and ``n_candidates - 1`` items the user never touched in training, drawn uniformly, the
-negatives; the target goes to a random position of the list. Everything is drawn from
+and ``n_candidates - 1`` items the user never touched in training, drawn uniformly from the
+items with a training interaction (``negatives="train"``) or from all items (``"all"``), the
+negatives; the target goes to a random position of the list. The sequences are the
+ranker's own (:meth:`~.ranker.LLMRanker.user_sequence`), so examples and test-time
+histories are cut from one time order. Everything is drawn from
 ``numpy`` generators seeded by ``(seed, user)``, so a user's examples do not depend on
 which other users were picked. Test interactions are never seen here.
 
@@ -46,22 +49,11 @@ class Example:
     position: int
 
 
-def time_ordered(train: Interactions) -> tuple[np.ndarray, np.ndarray]:
-    """``(items, ptr)``: each user's training items in time order (ties and missing
-    timestamps: row order), user ``u``'s at ``items[ptr[u]:ptr[u + 1]]``. The same order
-    :meth:`~.ranker.LLMRanker.fit` keeps for its histories."""
-    n = len(train)
-    ts = train.timestamps if train.timestamps is not None else np.zeros(n, dtype=np.int64)
-    order = np.lexsort((np.arange(n), ts, train.users))
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(train.users, minlength=train.n_users))])
-    return np.asarray(train.items)[order].astype(np.int64), ptr
-
-
-def sample_unseen(rng: np.random.Generator, n_items: int, seen: np.ndarray, k: int) -> np.ndarray:
-    """``k`` distinct items drawn uniformly from those not in ``seen`` (sorted), by rejection."""
+def sample_unseen(rng: np.random.Generator, pool: np.ndarray, seen: np.ndarray, k: int) -> np.ndarray:
+    """``k`` distinct items drawn uniformly from ``pool`` less ``seen`` (sorted), by rejection."""
     out = np.empty(0, dtype=np.int64)
     while len(out) < k:
-        draw = rng.integers(0, n_items, size=2 * (k - len(out)) + 8)
+        draw = pool[rng.integers(0, len(pool), size=2 * (k - len(out)) + 8)]
         both = np.concatenate([out, draw[~np.isin(draw, seen)]])
         _, first = np.unique(both, return_index=True)
         out = both[np.sort(first)][:k]
@@ -72,42 +64,47 @@ def build_examples(ranker, train: Interactions, cfg) -> list[Example]:
     """Candidate lists for fine-tuning ``ranker`` on ``train`` (see the module docstring).
 
     The ranker is fitted on ``train`` first if it is not fitted yet; a ranker fitted on
-    another catalogue is an error (its item texts would not match the indices).
+    other training interactions is an error (its item texts or sequences would not match).
 
     Args:
         ranker: an :class:`~.ranker.LLMRanker`.
         train: training interactions (only these are read).
-        cfg: a :class:`~.finetune.FineTuneConfig` (``n_candidates``, ``examples_per_user``,
-            ``max_train_users``, ``seed``).
+        cfg: a :class:`~.finetune.FineTuneConfig` (``n_candidates``, ``negatives``,
+            ``examples_per_user``, ``max_train_users``, ``seed``).
 
     Raises:
-        ValueError: another catalogue, or no user with two training items and enough
-            unseen items for ``n_candidates``.
+        ValueError: a ranker fitted on other interactions, or no user with two training
+            items and enough unseen items for ``n_candidates``.
     """
+    counts = np.bincount(train.users, minlength=train.n_users)
     if ranker.item_vocab is None:
         ranker.fit(train)
-    elif ranker.item_vocab != train.item_vocab or ranker.user_vocab != train.user_vocab:
-        raise ValueError("the ranker was fitted on other users or items than `train`: fit it on the same "
-                         "training interactions (or pass an unfitted ranker)")
-    items, ptr = time_ordered(train)
-    counts = np.diff(ptr)
+    elif (ranker.item_vocab != train.item_vocab or ranker.user_vocab != train.user_vocab
+          or any(len(ranker.user_sequence(u)) != c for u, c in enumerate(counts.tolist()))):
+        raise ValueError("the ranker was fitted on other training interactions than `train`: fit it on the "
+                         "same ones (or pass an unfitted ranker)")
+    seqs = [ranker.user_sequence(u) for u in range(train.n_users)]
+    pool = (np.flatnonzero(train.item_counts() > 0) if cfg.negatives == "train"
+            else np.arange(train.n_items)).astype(np.int64)
     n_neg = cfg.n_candidates - 1
-    n_unseen = np.array([train.n_items - len(np.unique(items[ptr[u]:ptr[u + 1]])) for u in range(train.n_users)])
+    # every training item is in either pool, so a user's unseen pool items are the pool less their items
+    n_unseen = np.array([len(pool) - len(np.unique(seq)) for seq in seqs])
     eligible = np.flatnonzero((counts >= 2) & (n_unseen >= n_neg))
     if len(eligible) == 0:
-        raise ValueError(f"no user has 2 or more training items and {n_neg} unseen items for "
-                         f"n_candidates={cfg.n_candidates}: lower n_candidates or use more data")
+        raise ValueError(f"no user has 2 or more training items and {n_neg} unseen items among the "
+                         f"{len(pool)} negatives={cfg.negatives!r} items for n_candidates={cfg.n_candidates}: "
+                         "lower n_candidates or use more data")
     if cfg.max_train_users is not None and cfg.max_train_users < len(eligible):
         pick = np.random.default_rng([cfg.seed, 1]).choice(len(eligible), cfg.max_train_users, replace=False)
         eligible = eligible[np.sort(pick)]
     hist_len = ranker.history_len
     examples = []
     for u in eligible.tolist():
-        seq = items[ptr[u]:ptr[u + 1]]
+        seq = seqs[u]
         seen = np.unique(seq)
         rng = np.random.default_rng([cfg.seed, 0, u])
         for p in range(max(1, len(seq) - cfg.examples_per_user), len(seq)):
-            negatives = sample_unseen(rng, train.n_items, seen, n_neg)
+            negatives = sample_unseen(rng, pool, seen, n_neg)
             pos = int(rng.integers(0, cfg.n_candidates))
             cands = np.insert(negatives, pos, seq[p])
             history = seq[max(0, p - hist_len):p] if hist_len else seq[:0]
@@ -148,11 +145,9 @@ def _answer_scores(model, seqs: list[list[int]], starts: list[int]) -> tuple[tor
 def example_loss(model, ranker, examples: list[Example], listwise: float = 0.0) -> tuple[torch.Tensor, int]:
     """Summed loss of ``examples`` (:mod:`.finetune` gives the formula) and the tokens run."""
     seqs, starts, rows = [], [], []
-    # build_prompt(user=) leaves the user out of a graph-evidence template's counts; a
-    # ranker without that argument shows no evidence
-    by_user = "user" in inspect.signature(ranker.build_prompt).parameters
     for e in examples:
-        prefix, answers, _ = ranker.build_prompt(e.history, e.candidates, **({"user": e.user} if by_user else {}))
+        # user= leaves the user out of a graph-evidence template's counts (the target's own edge)
+        prefix, answers, _ = ranker.build_prompt(e.history, e.candidates, user=e.user)
         chosen = range(len(answers)) if listwise > 0 else [e.position]
         rows.append((len(seqs), len(chosen), e.position if listwise > 0 else 0))
         seqs += [prefix + answers[j] for j in chosen]

@@ -20,14 +20,16 @@ With ``evidence`` set and the graph-aware template (``template="rank_candidates_
 each candidate is shown with its collaborative evidence from the training graph
 (:mod:`.evidence`), e.g. ``[3] "Heat (1995)" (12 of 85 users like you chose it, 340 in
 all)``. Every prompt is kept within ``max_prompt_tokens`` (:class:`~.prompts.PromptBuilder`).
+
+A fine-tuned ranker (:func:`~.finetune.finetune`, :func:`~.adapters.attach_adapter`) scores
+with LoRA adapters on its model; its settings record them (``adapter``) and :meth:`save`
+keeps their weights, so a loaded ranker scores identically (:mod:`.adapters`).
 """
 
 from __future__ import annotations
 
-import re
 import time
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,58 +39,8 @@ from ..models.base import Recommender
 from ..text.item_text import item_strings
 from .evidence import EVIDENCE_KINDS, GraphEvidence, ScoreTable, check_evidence_setting, check_scorer, history_graph
 from .prompts import PromptBuilder, load_template
+from .rankings import CandidateScores, Ranking, parse_choice
 from .scoring import continuation_logprobs
-
-
-@dataclass
-class Ranking:
-    """One user's ranking of ``N`` candidates, with what it cost.
-
-    Attributes:
-        scores: ``float64 [N]`` in the order the candidates were given; higher is better.
-        order: ``int64 [N]``, candidate positions best first (a permutation of ``range(N)``).
-        prompt_tokens: prompt tokens run through the model (summed over shuffles).
-        scored_tokens: answer tokens scored (summed over shuffles and candidates).
-        seconds: wall-clock time.
-        choice: ``method="generate"``: the candidate the reply named, else ``None``.
-        malformed: ``method="generate"``: the reply named no candidate.
-    """
-
-    scores: np.ndarray
-    order: np.ndarray
-    prompt_tokens: int
-    scored_tokens: int
-    seconds: float
-    choice: int | None = None
-    malformed: bool = False
-
-
-@dataclass
-class CandidateScores:
-    """Scores of many users' candidate lists (:meth:`LLMRanker.score_candidates`).
-
-    Attributes:
-        scores: ``float64 [U, N]``, aligned with the candidate lists given.
-        prompt_tokens, scored_tokens: ``int64 [U]`` per user.
-        seconds: ``float64 [U]`` per user.
-        malformed: ``bool [U]``, generate-mode replies that named no candidate.
-    """
-
-    scores: torch.Tensor
-    prompt_tokens: torch.Tensor
-    scored_tokens: torch.Tensor
-    seconds: torch.Tensor
-    malformed: torch.Tensor
-
-    def cost(self) -> dict[str, float]:
-        """Per-user means and totals, for reports."""
-        return {
-            "prompt_tokens_per_user": float(self.prompt_tokens.double().mean()),
-            "scored_tokens_per_user": float(self.scored_tokens.double().mean()),
-            "seconds_per_user": float(self.seconds.mean()),
-            "seconds_total": float(self.seconds.sum()),
-            "malformed": int(self.malformed.sum()),
-        }
 
 
 class LLMRanker(Recommender):
@@ -127,18 +79,23 @@ class LLMRanker(Recommender):
             (:class:`~.prompts.PromptBuilder`). The default, 3072, holds 20 history items
             and 20 candidates of 32-token titles with their longest evidence in SmolLM2's
             tokenizer (measured worst case 2569 tokens; docs/llm-graph-prompts.md).
+        adapter: the configuration of the LoRA adapters the model carries (:mod:`.adapters`),
+            recorded by :meth:`use_adapter` and restored with the adapters' weights by
+            :func:`hybridrec.models.load_model`; not a setting to give by hand (attach
+            adapters with :func:`~.finetune.finetune` or :func:`~.adapters.attach_adapter`).
     """
 
     name = "llm"
     full_ranking = False
-    code_only = ("tokenizer", "evidence_model")
+    # adapter: restored from a saved ranker with its weights, never set from a config
+    code_only = ("tokenizer", "evidence_model", "adapter")
 
     def __init__(self, model=None, tokenizer=None, template: str = "rank_candidates",
                  item_template: str = "{title}", history_len: int = 20, max_item_tokens: int = 32,
                  n_shuffles: int = 1, normalize: str = "mean", method: str = "score",
                  max_new_tokens: int = 24, batch_size: int = 32, seed: int = 0,
                  device="cpu", dtype: str | None = None, progress: bool = False, evidence: str | None = None,
-                 evidence_model=None, max_prompt_tokens: int = 3072):
+                 evidence_model=None, max_prompt_tokens: int = 3072, adapter: dict | None = None):
         super().__init__(device)
         if int(max_prompt_tokens) < 1:
             raise ValueError(f"max_prompt_tokens must be >= 1, got {max_prompt_tokens}")
@@ -169,18 +126,28 @@ class LLMRanker(Recommender):
         self._item_texts: list[str] | None = None
         self._prompts: PromptBuilder | None = None
         self._sanitizer = self._chat = self._end = None
+        self.adapter = None if adapter is None else dict(adapter)
+        self._peft = None  # the peft model wrapping the adapted model
+        self._adapter_weights: dict | None = None  # restored weights, attached when the model loads
 
     def settings(self) -> dict:
         return {"model": self.model_name, "template": self.template_name, "item_template": self.item_template,
                 "history_len": self.history_len, "max_item_tokens": self.max_item_tokens,
                 "n_shuffles": self.n_shuffles, "normalize": self.normalize, "method": self.method,
                 "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size, "seed": self.seed,
-                "dtype": self.dtype, "evidence": self.evidence, "max_prompt_tokens": self.max_prompt_tokens}
+                "dtype": self.dtype, "evidence": self.evidence, "max_prompt_tokens": self.max_prompt_tokens,
+                "adapter": self.adapter}
 
     # -- the model ---------------------------------------------------------------------
     @property
     def llm(self):
-        """``(model, tokenizer)``, loaded on first use (:func:`~.loading.load_llm`)."""
+        """``(model, tokenizer)``, loaded on first use (:func:`~.loading.load_llm`), with the
+        saved adapters attached when the ranker was loaded with some.
+
+        Raises:
+            ValueError: an ``adapter`` setting without its weights (a ranker built by hand
+                with ``adapter=``, rather than loaded).
+        """
         if self._llm is None:
             from .loading import load_llm
 
@@ -188,7 +155,27 @@ class LLMRanker(Recommender):
         if self._prompts is None:
             self._prompts = PromptBuilder(self.template, self._llm[1], self.max_item_tokens, self.max_prompt_tokens)
             self._sanitizer, self._chat, self._end = self._prompts.sanitizer, self._prompts.chat, self._prompts.end
+        if self.adapter is not None and self._peft is None:
+            if self._adapter_weights is None:
+                raise ValueError("this ranker's adapter setting comes without adapter weights: load a saved "
+                                 "fine-tuned ranker with load_model, or attach adapters with attach_adapter()")
+            from .adapters import restore_adapter
+
+            self.use_adapter(restore_adapter(self._llm[0], self.adapter, self._adapter_weights), self.adapter)
+            self._adapter_weights = None
         return self._llm
+
+    def use_adapter(self, peft_model, settings: dict | None = None) -> "LLMRanker":
+        """Score with the model ``peft_model`` wraps (its adapters attached, in eval mode):
+        the ranker's settings record the adapters (``settings``, or those of its config)
+        and :meth:`save` keeps their weights. Returns the ranker."""
+        from .adapters import adapter_settings
+
+        tok = self._llm[1] if self._llm is not None else None
+        self._llm = (peft_model.get_base_model(), tok)
+        self._peft = peft_model
+        self.adapter = dict(settings) if settings is not None else adapter_settings(peft_model.peft_config["default"])
+        return self
 
     def to(self, device) -> "LLMRanker":
         super().to(device)
@@ -216,7 +203,7 @@ class LLMRanker(Recommender):
         n = len(train)
         ts = train.timestamps if train.timestamps is not None else np.zeros(n, dtype=np.int64)
         order = np.lexsort((np.arange(n), ts, train.users))
-        self._hist_items = train.items[order]
+        self._hist_items = np.asarray(train.items)[order].astype(np.int64)
         self._hist_ptr = np.concatenate([[0], np.cumsum(np.bincount(train.users, minlength=train.n_users))])
         texts = item_strings(train, self.item_template)
         ids = train.item_vocab.to_list()
@@ -227,11 +214,17 @@ class LLMRanker(Recommender):
             self._evidence = GraphEvidence(graph, None if scorer is None else ScoreTable.from_model(scorer))
         return self
 
+    def user_sequence(self, user: int) -> np.ndarray:
+        """Item indices of all of a user's training items in time order, oldest first (ties
+        and missing timestamps: row order), ``int64``; what histories and fine-tuning
+        examples are cut from."""
+        self._check_fitted()
+        return self._hist_items[self._hist_ptr[user]:self._hist_ptr[user + 1]]
+
     def user_history(self, user: int) -> np.ndarray:
         """Item indices of a user's last ``history_len`` training items, oldest first."""
-        self._check_fitted()
-        lo, hi = self._hist_ptr[user], self._hist_ptr[user + 1]
-        return self._hist_items[max(lo, hi - self.history_len):hi] if self.history_len else self._hist_items[:0]
+        seq = self.user_sequence(user)
+        return seq[max(0, len(seq) - self.history_len):] if self.history_len else seq[:0]
 
     # -- ranking -----------------------------------------------------------------------
     def rank(self, history_texts: list[str], candidate_texts: list[str],
@@ -386,17 +379,31 @@ class LLMRanker(Recommender):
             "the LLM ranker ranks candidate lists only; use hybridrec.eval.candidates."
             "evaluate_candidates(ranker, candidates) or ranker.score(user_ids, item_ids)")
 
-    # -- persistence: settings, histories and item texts; the evidence graph is rebuilt --
+    # -- persistence: settings, histories, item texts and adapters; the evidence graph is rebuilt --
     def _state(self):
         data = "\x00".join(self._item_texts).encode("utf-8")
+        if self._peft is not None:
+            from .adapters import adapter_tensors
+
+            adapters = adapter_tensors(self._peft)
+        else:  # loaded with adapters, model not loaded yet: save the weights as they came
+            adapters = {f"adapter.{k}": v for k, v in (self._adapter_weights or {}).items()}
         return self.settings(), {
             "history_ptr": torch.as_tensor(self._hist_ptr, dtype=torch.long),
             "history_items": torch.as_tensor(self._hist_items, dtype=torch.long),
             "item_text_utf8": torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8),
             **(self._evidence.state() if self._evidence is not None else {}),
+            **adapters,
         }
 
     def _restore(self, settings, tensors):
+        from .adapters import split_adapter_tensors
+
+        weights, tensors = split_adapter_tensors(tensors)
+        if bool(weights) != (self.adapter is not None):
+            raise ValueError("the settings record adapters but the weights hold none" if self.adapter is not None
+                             else "the weights hold adapter tensors but the settings record no adapter")
+        self._adapter_weights = weights or None
         self._hist_ptr = tensors["history_ptr"].numpy()
         self._hist_items = tensors["history_items"].numpy()
         self._item_texts = bytes(tensors["item_text_utf8"].numpy()).decode("utf-8").split("\x00")
@@ -407,21 +414,3 @@ class LLMRanker(Recommender):
                 raise KeyError("evidence_user_emb or evidence_score_table (the rank evidence's scores)")
             graph = history_graph(self._hist_ptr, self._hist_items, len(self._item_texts))
             self._evidence = GraphEvidence(graph, scores)
-
-
-_NUMBER = re.compile(r"\d+")
-
-
-def parse_choice(reply: str, labels: list[str], texts: list[str]) -> int | None:
-    """The candidate position a generated reply names, or ``None``.
-
-    The first number in the reply counts if it is a label; otherwise the longest candidate
-    text the reply contains (case-insensitive). A reply can only select among the
-    candidates: anything else is ``None`` (malformed).
-    """
-    m = _NUMBER.search(reply)
-    if m and m.group() in labels:
-        return labels.index(m.group())
-    low = reply.casefold()
-    hits = [(len(t), j) for j, t in enumerate(texts) if t and t.casefold() in low]
-    return max(hits)[1] if hits else None
