@@ -8,10 +8,15 @@ Training time excludes these evaluations; both are recorded.
 
 Writes ``<out>/curve.csv``, ``<out>/summary.json`` and ``<out>/curve.png``.
 
+``--config configs/gowalla-<model>.yaml`` takes the model, its settings and the training
+recipe (epochs, batch size, lr, L2, negatives) from the committed config, the same one
+``python -m hybridrec.run --config configs/gowalla-<model>.yaml`` trains; flags given
+after it override it.
+
 Usage::
 
+    python benchmarks/gowalla_lightgcn.py --config configs/gowalla-mf.yaml --max-minutes 30
     python benchmarks/gowalla_lightgcn.py --model lightgcn --batch-size 2048 --lr 0.001 --max-minutes 60
-    python benchmarks/gowalla_lightgcn.py --model mf --epochs 200
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from pathlib import Path
 
 import torch
 
-from hybridrec.config import TrainConfig
 from hybridrec.data import load_dataset, make_split
 from hybridrec.eval import EmbeddingScorer, evaluate
 from hybridrec.models import build_model
@@ -47,25 +51,35 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--l2", type=float, default=1e-4)
     p.add_argument("--negatives", default="uniform")
+    p.add_argument("--init", default="normal", choices=["normal", "spectral"], help="layer-0 embeddings")
     p.add_argument("--epochs", type=int, default=1000)
     p.add_argument("--lr-halve-every", type=int, default=0, help="halve the learning rate every N epochs (0: never)")
     p.add_argument("--max-minutes", type=float, default=60.0, help="stop training after this much training time")
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--target", type=float, default=None, help="stop once Recall@20 reaches this")
     p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(extra_params={})
     p.add_argument("--data", default=os.environ.get("HYBRIDREC_DATA", str(REPO.parent / "shared" / "datasets")))
     p.add_argument("--out", default=None)
+    p.add_argument("--config", default=None, help="a gowalla-<model>.yaml recipe (flags override it)")
+    p.add_argument("--pool-size", type=int, default=10, help="candidates per hard negative")
+    pre, _ = p.parse_known_args()
+    if pre.config:
+        p.set_defaults(**recipe_defaults(pre.config))
     args = p.parse_args()
     out = Path(args.out or REPO / "benchmarks" / "results" / f"gowalla-{args.model}")
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(args.seed)
     split = make_split(load_dataset("gowalla", path=f"{args.data}/gowalla"), "given")
-    params = {"dim": args.dim} if args.model == "mf" else {"dim": args.dim, "n_layers": args.layers}
+    params = {"dim": args.dim, "init": args.init, **args.extra_params}
+    if args.model != "mf":
+        params["n_layers"] = args.layers
     rec = build_model(args.model, params, seed=args.seed)
     module = rec.build_module(split.train)
     gen = torch.Generator().manual_seed(args.seed)
-    sampler = build_sampler(args.negatives, split.train.to_csr())
+    options = {"pool_size": args.pool_size} if args.negatives == "hard" else {}
+    sampler = build_sampler(args.negatives, split.train.to_csr(), **options)
     users, items = torch.as_tensor(split.train.users), torch.as_tensor(split.train.items)
     opt = torch.optim.Adam(module.parameters(), lr=args.lr)
     rows, train_s, t_start = [], 0.0, time.perf_counter()
@@ -107,6 +121,21 @@ def main() -> None:
                 break
         if done:
             break
+
+
+def recipe_defaults(path: str) -> dict:
+    """Benchmark defaults from a config file's model and train sections."""
+    from hybridrec.config import load_config
+
+    cfg = load_config([path])
+    params = dict(cfg.model.params)
+    t = cfg.train
+    out = {"model": cfg.model.name, "dim": params.pop("dim", 64), "init": params.pop("init", "normal"),
+           "layers": params.pop("n_layers", 3), "batch_size": t.batch_size, "lr": t.lr, "l2": t.l2,
+           "negatives": t.negatives, "epochs": t.epochs, "extra_params": params}
+    if "pool_size" in t.negative_options:
+        out["pool_size"] = t.negative_options["pool_size"]
+    return out
 
 
 def _write(out: Path, args, rows, t_start) -> None:
