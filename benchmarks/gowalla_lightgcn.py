@@ -132,7 +132,7 @@ def recipe_defaults(path: str) -> dict:
     t = cfg.train
     out = {"model": cfg.model.name, "dim": params.pop("dim", 64), "init": params.pop("init", "normal"),
            "layers": params.pop("n_layers", 3), "batch_size": t.batch_size, "lr": t.lr, "l2": t.l2,
-           "negatives": t.negatives, "epochs": t.epochs, "extra_params": params}
+           "negatives": t.negatives, "epochs": t.epochs, "lr_halve_every": t.lr_halve_every, "extra_params": params}
     if "pool_size" in t.negative_options:
         out["pool_size"] = t.negative_options["pool_size"]
     return out

@@ -85,6 +85,8 @@ class TrainConfig:
         epochs: maximum passes over the training interactions.
         batch_size: positive pairs per step.
         lr: Adam learning rate.
+        lr_halve_every: halve the learning rate every this many epochs (epoch ``e`` trains
+            at ``lr * 0.5 ** ((e - 1) // lr_halve_every)``); 0 (default) keeps it constant.
         l2: weight of the L2 penalty on the batch's initial (layer-0) embeddings,
             ``l2 * (|e_u|^2 + |e_i|^2 + |e_j|^2) / (2 * batch)``.
         negatives: negative sampler: ``uniform`` (rejecting observed positives) or ``hard``
@@ -104,6 +106,7 @@ class TrainConfig:
     epochs: int = 50
     batch_size: int = 2048
     lr: float = 1e-3
+    lr_halve_every: int = 0
     l2: float = 1e-4
     negatives: str = "uniform"
     negative_options: dict = field(default_factory=dict)
@@ -114,7 +117,8 @@ class TrainConfig:
     checkpoint_every: int = 0
 
     def __post_init__(self):
-        _at_least(self, "train", epochs=1, batch_size=1, eval_every=0, patience=1, checkpoint_every=0)
+        _at_least(self, "train", epochs=1, batch_size=1, eval_every=0, patience=1, checkpoint_every=0,
+                  lr_halve_every=0)
         for name, low in (("lr", 0.0), ("l2", None)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
@@ -123,6 +127,12 @@ class TrainConfig:
                                   f"got {v!r}")
         if self.negatives not in ("uniform", "hard"):
             raise ConfigError(f"train.negatives must be 'uniform' or 'hard', got {self.negatives!r}")
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of 1-based ``epoch`` (:attr:`lr_halve_every`)."""
+        if not self.lr_halve_every:
+            return self.lr
+        return self.lr * 0.5 ** ((epoch - 1) // self.lr_halve_every)
 
 
 @dataclass

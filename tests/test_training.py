@@ -152,3 +152,21 @@ def test_a_pointwise_step_plugs_into_the_loop_and_learns():
     with torch.no_grad():
         scores = module.user.weight @ module.item.weight.T
     assert (scores[:10, :10].min() > scores[:10, 10:].max()) and (scores[10:, 10:].min() > scores[10:, :10].max())
+
+
+def test_lr_halves_every_n_epochs_and_the_epoch_alone_sets_it():
+    from hybridrec.config import ConfigError
+
+    cfg = TrainConfig(lr=0.1, lr_halve_every=2)
+    assert [cfg.lr_at(e) for e in range(1, 6)] == [0.1, 0.1, 0.05, 0.05, 0.025]
+    assert TrainConfig(lr=0.1).lr_at(50) == 0.1
+    with pytest.raises(ConfigError, match="lr_halve_every"):
+        TrainConfig(lr_halve_every=-1)
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([w], lr=1.0)
+    seen = []
+    run = minibatch_epoch(lambda rows: (seen.append(opt.param_groups[0]["lr"]) or w.sum()), opt, 4, 2,
+                          generator=torch.Generator().manual_seed(0), lr_at=cfg.lr_at)
+    run(3)   # an epoch run alone (as after a resume) takes its own rate, whatever came before
+    run(1)
+    assert seen == [0.05, 0.05, 0.1, 0.1]

@@ -494,6 +494,9 @@ class PinSage(ContentAware, EmbeddingRecommender):
         n, bs = len(users_all), cfg.batch_size
 
         def run_epoch(epoch: int) -> dict:
+            for opt in opts:  # the train section's schedule (TrainConfig.lr_at)
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr_at(epoch)
             n_hard = self.curriculum(epoch - 1)
             z_all = self._embed_all() if n_hard else None
             perm = torch.randperm(n, generator=gen, device=self.device)

@@ -119,7 +119,7 @@ def train_bpr(
     if dist is not None:  # DDP: the same batches and negatives everywhere, one share of each batch per process
         net, opt = dist.accelerator.prepare(module, opt)
         step = bpr_step(module, train, cfg, generator=gen, device=device, dist=dist, forward=net)
-        epoch = minibatch_epoch(step, opt, len(train), cfg.batch_size, generator=gen, device=device)
+        epoch = minibatch_epoch(step, opt, len(train), cfg.batch_size, generator=gen, device=device, lr_at=cfg.lr_at)
 
         def run_epoch(e: int) -> dict:  # the whole batch's loss: the shares' scaled losses averaged
             row = epoch(e)
@@ -128,6 +128,6 @@ def train_bpr(
 
         return fit_loop(module, run_epoch, cfg, validate=validate, desc=desc, show_progress=dist.is_main)
     step = bpr_step(module, train, cfg, generator=gen, device=device)
-    run_epoch = minibatch_epoch(step, opt, len(train), cfg.batch_size, generator=gen, device=device)
+    run_epoch = minibatch_epoch(step, opt, len(train), cfg.batch_size, generator=gen, device=device, lr_at=cfg.lr_at)
     checkpoint.attach(optimizer=opt, generators={"sampling": gen})  # resumable inside a checkpointing block
     return fit_loop(module, run_epoch, cfg, validate=validate, desc=desc)

@@ -210,15 +210,21 @@ def minibatch_epoch(
     *,
     generator: torch.Generator,
     device: str | torch.device = "cpu",
+    lr_at: Callable[[int], float] | None = None,
 ) -> Callable[[int], dict]:
     """A ``run_epoch`` for :func:`fit_loop`: each epoch visits rows ``0..n-1`` in a random
     order drawn from ``generator`` (one ``torch.randperm``), in batches of ``batch_size``;
     ``step(rows)`` returns the batch's loss, which is minimised with ``optimizer``.
+    ``lr_at(epoch)`` sets every parameter group's learning rate at the start of the epoch
+    (a schedule of the epoch alone, so a resumed run needs no scheduler state).
     The epoch reports ``{"loss": mean batch loss}``; ``run_epoch.initial_loss`` keeps the
     very first batch's loss (before any update), the reference for divergence checks."""
     n_batches = (n + batch_size - 1) // batch_size
 
     def run_epoch(epoch: int) -> dict:
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(epoch)
         perm = torch.randperm(n, generator=generator, device=device)
         total = torch.zeros((), device=device)
         for b in range(n_batches):
