@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO))
 from hybridrec.experiments.compare import parse_threshold  # noqa: E402
 from hybridrec.config import Config, load_config  # noqa: E402
 from hybridrec.experiments.compare import model_train, training_record  # noqa: E402
+from hybridrec.experiments.modes import CONVERGE  # noqa: E402
 from hybridrec.data import load_dataset, make_split  # noqa: E402
 from hybridrec.eval import evaluate  # noqa: E402
 from hybridrec.io import write_csv  # noqa: E402
@@ -175,7 +176,7 @@ def main() -> None:
 def training_config(args) -> Config:
     """The train section (the converged recipe of ``--mode compare`` unless a config or flag
     says otherwise) with validation each epoch when there is a validation part."""
-    base = {"train": {"epochs": 100, "lr": 0.01, "l2": 1e-4, "batch_size": 1024, "patience": 10}}
+    base = {"train": {**CONVERGE, "l2": 1e-4, "batch_size": 1024}}
     flags = {"epochs": args.epochs, "lr": args.lr, "l2": args.l2, "batch_size": args.batch_size}
     overrides = [f"train.{k}={v}" for k, v in flags.items() if v is not None]
     overrides.append(f"train.eval_every={1 if args.n_valid else 0}")
@@ -193,6 +194,7 @@ def summarise(frame):
 def report(frame, args, out: Path, machine: str, splits=None) -> None:
     summary = summarise(frame)
     summary.to_csv(out / "summary.csv", index=False)
+    cfg = training_config(args)
     if splits is None:  # --replot: keep what the training run recorded
         splits = json.loads((out / "summary.json").read_text()).get("splits", [])
     meta = {"dataset": args.dataset, "seeds": args.seeds, "machine": machine,
@@ -200,7 +202,7 @@ def report(frame, args, out: Path, machine: str, splits=None) -> None:
             "split": {"kind": "cold_item", "cold_fraction": args.cold_fraction, "base": "leave_last_out",
                       "n_test": args.n_test, "n_valid": args.n_valid,
                       "valid_cold_fraction": args.valid_cold_fraction if args.n_valid else 0.0},
-            "train": dataclasses.asdict(training_config(args).train), "compare_train": training_config(args).compare.train,
+            "train": dataclasses.asdict(cfg.train), "compare_train": cfg.compare.train,
             "dim": args.dim, "layers": args.layers,
             "sweep_seeds": args.seeds[:args.sweep_seeds] if args.sweep else [],
             "splits": splits, "summary": summary.to_dict(orient="records")}

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from hybridrec.config import TrainConfig
 from hybridrec.data import load_dataset, make_split
 from hybridrec.eval import EmbeddingScorer, evaluate
 from hybridrec.models import build_model
@@ -82,10 +83,13 @@ def main() -> None:
     sampler = build_sampler(args.negatives, split.train.to_csr(), **options)
     users, items = torch.as_tensor(split.train.users), torch.as_tensor(split.train.items)
     opt = torch.optim.Adam(module.parameters(), lr=args.lr)
+    schedule = TrainConfig(lr=args.lr, lr_halve_every=args.lr_halve_every)
     rows, train_s, t_start = [], 0.0, time.perf_counter()
     print(f"{args.model}: batch {args.batch_size}, lr {args.lr}, l2 {args.l2}, {args.negatives} negatives", flush=True)
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
+        for group in opt.param_groups:  # the library's schedule (TrainConfig.lr_at)
+            group["lr"] = schedule.lr_at(epoch)
         module.train()
         perm = torch.randperm(len(users), generator=gen)
         total, n_b = 0.0, 0
@@ -100,9 +104,6 @@ def main() -> None:
             loss.backward()
             opt.step()
             total, n_b = total + loss.item(), n_b + 1
-        if args.lr_halve_every and epoch % args.lr_halve_every == 0:
-            for group in opt.param_groups:
-                group["lr"] /= 2
         train_s += time.perf_counter() - t0
         done = train_s > args.max_minutes * 60 or epoch == args.epochs
         if epoch % args.eval_every == 0 or done or epoch == 1:

@@ -88,7 +88,7 @@ def _run_update(cfg: Config, run_dir: Path, **options) -> str:
 
 #: Training until validation stops improving: up to 100 epochs at lr 0.01, patience 10 (on the
 #: default data MF keeps epoch 26-41 and LightGCN 36-58, all stopped early; docs/compare.md).
-_CONVERGE = {"epochs": 100, "lr": 0.01, "patience": 10}
+CONVERGE = {"epochs": 100, "lr": 0.01, "patience": 10}
 
 #: mode -> what it checks, runs and starts from. The content-aware modes hold cold items
 #: out; hybrid trains the content model and LightGCN next to the hybrid, to show it against
@@ -97,8 +97,8 @@ _CONVERGE = {"epochs": 100, "lr": 0.01, "patience": 10}
 MODES: dict[str, Mode] = {
     "collab": Mode({}, _check_models, _run_models),
     "cold": Mode(_COLD, _check_models, _run_models),
-    "hybrid": Mode({**_COLD, "train": _CONVERGE}, _check_models, _run_models),
+    "hybrid": Mode({**_COLD, "train": CONVERGE}, _check_models, _run_models),
     "llm": Mode({}, _check_llm, _run_llm),
-    "compare": Mode({**_COLD, "train": _CONVERGE, "candidates": {"n_users": 50}}, _check_compare, _run_compare),
+    "compare": Mode({**_COLD, "train": CONVERGE, "candidates": {"n_users": 50}}, _check_compare, _run_compare),
     "update": Mode({}, _check_update, _run_update),
 }

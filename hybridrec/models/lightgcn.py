@@ -76,7 +76,8 @@ class LightGCN(EmbeddingRecommender):
                 "init_std": self.init_std, "init": self.init}
 
     def build_module(self, train: Interactions) -> nn.Module:
-        graph = BipartiteGraph(train.to_csr(), device=self.device)
-        module = LightGCNModule(graph, self.dim, self.n_layers, self.alphas, self.init_std)
-        initial_embeddings(module, train.to_csr(), self.init, self.init_std, self.seed)
+        csr = train.to_csr()
+        module = LightGCNModule(BipartiteGraph(csr, device=self.device), self.dim, self.n_layers, self.alphas,
+                                self.init_std)
+        initial_embeddings(module, csr, self.init, self.init_std, self.seed)
         return module
