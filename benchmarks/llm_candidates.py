@@ -73,6 +73,7 @@ from hybridrec.eval.candidates import (  # noqa: E402
 from hybridrec.eval.twostage import two_stage_evaluate  # noqa: E402
 from hybridrec.experiments.common import seed_everything  # noqa: E402
 from hybridrec.experiments.compare import training_record  # noqa: E402
+from hybridrec.experiments.modes import CONVERGE  # noqa: E402
 from hybridrec.io import save_tensors, write_json, write_text  # noqa: E402
 from hybridrec.llm import FineTuneConfig, LLMRanker, finetune  # noqa: E402
 from hybridrec.models import build_model, load_model  # noqa: E402
@@ -261,9 +262,10 @@ def parse_args(argv=None):
     ap.add_argument("--cold-fraction", type=float, default=0.2)
     ap.add_argument("--n-valid", type=int, default=1, help="validation items per user (0: no early stopping)")
     ap.add_argument("--valid-cold-fraction", type=float, default=0.05, help="items held out cold into validation")
-    ap.add_argument("--epochs", type=int, default=100, help="most epochs of the graph models")
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--patience", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=CONVERGE["epochs"],
+                    help="most epochs of the graph models (default: --mode compare's, modes.CONVERGE)")
+    ap.add_argument("--lr", type=float, default=CONVERGE["lr"])
+    ap.add_argument("--patience", type=int, default=CONVERGE["patience"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the intervals")
     ap.add_argument("--llm", default=None, help="LLM folder or hub name (default: offline SmolLM2-135M-Instruct)")

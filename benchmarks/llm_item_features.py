@@ -49,6 +49,7 @@ from hybridrec.config import TrainConfig  # noqa: E402
 from hybridrec.data import load_dataset, make_split  # noqa: E402
 from hybridrec.eval import evaluate  # noqa: E402
 from hybridrec.eval.table import fmt_mean_std  # noqa: E402
+from hybridrec.experiments.modes import CONVERGE  # noqa: E402
 from hybridrec.io import write_csv, write_json, write_text  # noqa: E402
 from hybridrec.llm.loading import check_available  # noqa: E402
 from hybridrec.models import build_model  # noqa: E402
@@ -84,9 +85,10 @@ def main() -> None:
     ap.add_argument("--valid-cold-fraction", type=float, default=0.0,
                     help="items held out into validation, so the hybrid can calibrate its text part on cold "
                          "items (0, as cold_start.py: the text part keeps its defaults; --mode hybrid uses 0.1)")
-    ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--patience", type=int, default=10)
-    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--epochs", type=int, default=CONVERGE["epochs"],
+                    help="most epochs (default: --mode compare's, modes.CONVERGE)")
+    ap.add_argument("--patience", type=int, default=CONVERGE["patience"])
+    ap.add_argument("--lr", type=float, default=CONVERGE["lr"])
     ap.add_argument("--l2", type=float, default=1e-4)
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--dim", type=int, default=64)
