@@ -130,7 +130,10 @@ def test_new_items_rank_with_the_catalogue_for_many_users(split, titled):
     frame = model.recommend(["u0", "u20"], k=4, new_items=new)
     for u, rows in frame.groupby("user_id"):
         ids, scores = model.recommend(u, k=4, new_items=new)
-        assert rows["item_id"].iloc[0] == ids[0]  # the rest tie: unseen items of the user's block
+        # the first item agrees up to ties (u20's unseen block-B items all score the same, and
+        # the batched and the one-user products may round them apart)
+        tied = np.asarray(ids)[np.isclose(scores, scores[0], rtol=1e-6)]
+        assert rows["item_id"].iloc[0] in set(tied)
         np.testing.assert_allclose(rows["score"], scores, rtol=1e-6)
     assert frame.loc[frame["user_id"] == "u0", "item_id"].iloc[0] == "n1"
     assert "n1" not in set(frame.loc[frame["user_id"] == "u20", "item_id"])

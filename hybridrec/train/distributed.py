@@ -61,10 +61,12 @@ class DistContext:
         self.accelerator.wait_for_everyone()
 
     def close(self) -> None:
-        """Leave the process group (end of the run)."""
+        """Leave the process group (end of the run), once every process has reached the end:
+        a process that tore its group down while another still talked to it could abort."""
         import torch
 
         if torch.distributed.is_initialized():
+            torch.distributed.barrier()
             torch.distributed.destroy_process_group()
 
     def broadcast(self, obj):
