@@ -20,6 +20,10 @@ Rows:
   on candidate lists built from the training part only (``--ft-*`` flags).
 * ``llm fine-tuned + graph``: fine-tuned with the graph template and evidence, since training
   and scoring must see the same prompt.
+* ``... [label]`` (``--llm-rows plain-label graph-label ft-label ft-graph-label``): the same four
+  with an answer that is the candidate's label alone (``[3]``, the LlamaRec verbalizer), scored
+  by its summed log-likelihood, so a candidate's score is the model's probability of choosing
+  its label and fine-tuning trains that choice rather than copying a title from the prompt.
 
 Per row: NDCG@10, HitRate@10 and MRR for all, warm-target and cold-target lists, each with a
 95% percentile-bootstrap interval over users (``--bootstrap`` resamples, seeded); cost per
@@ -33,7 +37,7 @@ Results go to ``benchmarks/results/llm-candidates-<dataset>/`` (or ``--out``):
 finished row's per-user scores (``<row>.safetensors``) and summary (``<row>.json``), written as
 the row finishes, so ``--resume`` after an interruption redoes at most the row that was
 running (rows whose settings changed are redone). Fine-tuning writes
-``finetune-plain/`` and ``finetune-graph/`` (``adapter/``, ``finetune.json``, ``checkpoint/``)
+``finetune-plain/`` and ``finetune-graph/`` (``-label`` for the label rows; ``adapter/``, ``finetune.json``, ``checkpoint/``)
 and continues from its checkpoint on a rerun (``--ft-restart`` starts over). The fitted
 models and adapters are kept out of git by the folder's ``.gitignore``.
 
@@ -85,9 +89,11 @@ INTERVAL_METRICS = ("ndcg@10", "hitrate@10", "mrr")
 GROUPS = ("all", "warm", "cold")
 GRAPH_ROWS = {"popularity": {}, "content": {}, "lightgcn": {"dim": 64, "n_layers": 3},
               "hybrid": {"dim": 64, "n_layers": 3}}
-#: --llm-rows name -> (row name, graph-aware prompt, fine-tuned)
-LLM_ROWS = {"plain": ("llm plain", False, False), "graph": ("llm graph", True, False),
-            "ft": ("llm fine-tuned", False, True), "ft-graph": ("llm fine-tuned + graph", True, True)}
+#: --llm-rows name -> (row name, graph-aware prompt, fine-tuned, label answer); the ``-label`` rows
+#: answer with the candidate's label alone (the ``*_label`` templates, summed log-likelihood)
+LLM_ROWS = {"plain": ("llm plain", False, False, False), "graph": ("llm graph", True, False, False),
+            "ft": ("llm fine-tuned", False, True, False), "ft-graph": ("llm fine-tuned + graph", True, True, False)}
+LLM_ROWS.update({f"{k}-label": (f"{name} [label]", graph, ft, True) for k, (name, graph, ft, _) in list(LLM_ROWS.items())})
 
 
 # -- intervals and per-user metrics ------------------------------------------------------
@@ -193,7 +199,7 @@ def save_row(folder: Path, slug: str, row: dict) -> None:
 
 
 def slug_of(name: str) -> str:
-    return name.replace(" + ", "-").replace(" ", "-")
+    return name.replace(" + ", "-").replace(" ", "-").replace("[", "").replace("]", "")
 
 
 # -- the models ---------------------------------------------------------------------------
@@ -220,26 +226,32 @@ def finetune_config(args) -> FineTuneConfig:
                           checkpoint_every=args.ft_checkpoint_every, seed=args.seed)
 
 
-def ranker_settings(args, graph: bool) -> dict:
+def ranker_settings(args, kind: str) -> dict:
+    """An LLM row's ranker settings: the plain or graph template, answering with the label
+    and title (mean log-likelihood, the ranker's defaults) or, for the ``-label`` rows, the
+    label alone (the ``*_label`` templates, summed log-likelihood)."""
+    _, graph, _, label = LLM_ROWS[kind]
     prompt = {"template": "rank_candidates_graph", "evidence": "cooccurrence"} if graph else {}
+    if label:
+        prompt = {**prompt, "template": prompt.get("template", "rank_candidates") + "_label", "normalize": "sum"}
     return {"history_len": args.history_len, "seed": args.seed, "dtype": args.dtype, **prompt}
 
 
 def llm_spec(args, kind: str, digest: str) -> dict:
-    _, graph, ft = LLM_ROWS[kind]
-    return {"lists": digest, "llm": args.llm, "device": args.device, "ranker": ranker_settings(args, graph),
+    ft = LLM_ROWS[kind][2]
+    return {"lists": digest, "llm": args.llm, "device": args.device, "ranker": ranker_settings(args, kind),
             "finetune": finetune_config(args).to_dict() if ft else None}
 
 
 def make_ranker(args, kind: str, split, out: Path) -> tuple[LLMRanker, dict | None]:
     """The row's ranker, fitted on the training part; fine-tuned (or its adapters reused,
     or its fine-tuning resumed) for the fine-tuned rows."""
-    _, graph, ft = LLM_ROWS[kind]
+    _, graph, ft, label = LLM_ROWS[kind]
     ranker = LLMRanker(args.llm, device=args.device, progress=sys.stderr.isatty(),
-                       **ranker_settings(args, graph)).fit(split.train)
+                       **ranker_settings(args, kind)).fit(split.train)
     if not ft:
         return ranker, None
-    folder = out / f"finetune-{'graph' if graph else 'plain'}"
+    folder = out / f"finetune-{'graph' if graph else 'plain'}{'-label' if label else ''}"
     try:
         result = finetune(ranker, split.train, finetune_config(args), folder, resume=not args.ft_restart)
     except ValueError as e:
@@ -269,8 +281,8 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the intervals")
     ap.add_argument("--llm", default=None, help="LLM folder or hub name (default: offline SmolLM2-135M-Instruct)")
-    ap.add_argument("--llm-rows", nargs="*", default=list(LLM_ROWS), choices=list(LLM_ROWS),
-                    help="LLM rows to run (default: all four)")
+    ap.add_argument("--llm-rows", nargs="*", default=[k for k in LLM_ROWS if not k.endswith("-label")],
+                    choices=list(LLM_ROWS), help="LLM rows to run (default: the four answering with label and title)")
     ap.add_argument("--two-stage-llm", nargs="*", default=["plain"], choices=list(LLM_ROWS),
                     help="LLM rows that also rerank stage 1 (none: no LLM two-stage row)")
     ap.add_argument("--history-len", type=int, default=20, help="training titles in an LLM prompt")

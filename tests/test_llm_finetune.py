@@ -133,6 +133,29 @@ def test_training_lowers_the_loss_and_writes_its_cost(tmp_path):
     assert not list(tmp_path.glob("**/*.bin")) and not list(tmp_path.glob("**/*.pt"))
 
 
+def test_label_answers_train_the_choice_among_the_labels(tmp_path):
+    """With the label template the answer is "[k]" and its end of turn: the loss is the
+    likelihood rank() scores (summed, normalize="sum") per answer token, and it goes down."""
+    from hybridrec.llm import continuation_logprobs_naive
+    from hybridrec.llm.finetune_data import example_loss
+
+    train, _ = toy_split()
+    model, tok = tiny_llm()
+    r = LLMRanker(model, tokenizer=tok, history_len=3, template="rank_candidates_label", normalize="sum")
+    e = build_examples(r, train, small())[0]
+    prefix, answers, labels = r.build_prompt(e.history, e.candidates)
+    assert [tok.decode(a) for a in answers] == [f"[{k}]<|im_end|>" for k in labels]
+    lp, n = continuation_logprobs_naive(r.llm[0], prefix, answers)
+    with torch.no_grad():
+        loss, _ = example_loss(r.llm[0], r, [e])
+    assert abs(float(loss) + float(lp[e.position] / n[e.position])) < 1e-4
+    ranked = r.rank([TITLES[i] for i in e.history], [TITLES[i] for i in e.candidates]).scores
+    np.testing.assert_allclose(ranked, lp.numpy(), atol=1e-4)
+    targets = ("q_proj", "v_proj", "down_proj", "lm_head")
+    result = finetune(r, train, small(steps=30, warmup=2, lr=2e-2, target_modules=targets), tmp_path, progress=False)
+    assert np.mean(result.losses[-3:]) < 0.5 * np.mean(result.losses[:3])
+
+
 def test_listwise_loss_trains_too(tmp_path):
     train, _ = toy_split()
     result = finetune(ranker(), train, small(steps=12, listwise=1.0), tmp_path, progress=False)

@@ -274,11 +274,12 @@ EVIL = [
 ]
 
 
-def test_prompt_injection_cannot_add_a_candidate_fake_evidence_or_break_the_prompt(tiny):
+@pytest.mark.parametrize("template", [GRAPH, GRAPH + "_label"])
+def test_prompt_injection_cannot_add_a_candidate_fake_evidence_or_break_the_prompt(tiny, template):
     model, tok = tiny
     evidence = ["2 of 2 users like you chose it, 3 in all", "new item, no interactions yet", "1 user chose it"]
     for method in ("score", "generate"):
-        ranker = LLMRanker(model, tokenizer=tok, template=GRAPH, evidence="cooccurrence", method=method,
+        ranker = LLMRanker(model, tokenizer=tok, template=template, evidence="cooccurrence", method=method,
                            max_new_tokens=8, n_shuffles=2)
         seen = recorded_prompts(ranker)
         r = ranker.rank(TITLES[:2], EVIL, evidence=evidence)
@@ -292,7 +293,7 @@ def test_prompt_injection_cannot_add_a_candidate_fake_evidence_or_break_the_prom
             assert sorted(m.group(3) for m in lines) == sorted(evidence)  # only the real evidence, after the quotes
     # the same titles in a catalogue, ranked from item indices with evidence from the graph
     train = interactions(TOY, list(TITLES[:4]) + EVIL)
-    ranker = LLMRanker(model, tokenizer=tok, template=GRAPH, evidence="cooccurrence").fit(train)
+    ranker = LLMRanker(model, tokenizer=tok, template=template, evidence="cooccurrence").fit(train)
     prefix, answers, _ = ranker.build_prompt([0, 1], [4, 5, 6], user=0)
     lines = prompt_lines(tok, prefix)
     assert len(lines) == 3 and len(answers) == 3
