@@ -231,7 +231,9 @@ def ranker_settings(args, kind: str) -> dict:
     and title (mean log-likelihood, the ranker's defaults) or, for the ``-label`` rows, the
     label alone (the ``*_label`` templates, summed log-likelihood)."""
     _, graph, _, label = LLM_ROWS[kind]
-    prompt = {"template": "rank_candidates_graph", "evidence": "cooccurrence"} if graph else {}
+    prompt = {"template": "rank_candidates_graph", "evidence": args.graph_evidence} if graph else {}
+    if graph and "rank" in args.graph_evidence:
+        prompt["evidence_model"] = args.evidence_model  # the name here; make_ranker passes the fitted model
     if label:
         prompt = {**prompt, "template": prompt.get("template", "rank_candidates") + "_label", "normalize": "sum"}
     return {"history_len": args.history_len, "seed": args.seed, "dtype": args.dtype, **prompt}
@@ -243,12 +245,36 @@ def llm_spec(args, kind: str, digest: str) -> dict:
             "finetune": finetune_config(args).to_dict() if ft else None}
 
 
-def make_ranker(args, kind: str, split, out: Path) -> tuple[LLMRanker, dict | None]:
+def fit_graph_model(args, split, name: str):
+    """A graph row's model fitted as its row is (same seed, settings and data: the same model on the CPU)."""
+    seed_everything(args.seed)
+    model = build_model(name, GRAPH_ROWS[name], device=args.device, seed=args.seed, train=train_config(args))
+    return model.fit(split.train, split.valid)
+
+
+def fitted_graph_model(args, split, out: Path, models: dict, name: str):
+    """LightGCN or the hybrid as fitted by this run, or as saved under ``out/models`` by an
+    earlier run whose row was reused, or fitted again (and saved) when that folder is gone."""
+    if name not in models:
+        folder = out / "models" / name
+        if (folder / "config.json").is_file():
+            models[name] = load_model(folder, device=args.device)
+        else:
+            print(f"  {name}: its row was reused but {folder} is missing; fitting it again", flush=True)
+            models[name] = fit_graph_model(args, split, name)
+            models[name].save(folder)
+    return models[name]
+
+
+def make_ranker(args, kind: str, split, out: Path, models: dict) -> tuple[LLMRanker, dict | None]:
     """The row's ranker, fitted on the training part; fine-tuned (or its adapters reused,
-    or its fine-tuning resumed) for the fine-tuned rows."""
+    or its fine-tuning resumed) for the fine-tuned rows. A graph row with rank evidence
+    ranks by the fitted ``--evidence-model``."""
     _, graph, ft, label = LLM_ROWS[kind]
-    ranker = LLMRanker(args.llm, device=args.device, progress=sys.stderr.isatty(),
-                       **ranker_settings(args, kind)).fit(split.train)
+    settings = ranker_settings(args, kind)
+    if "evidence_model" in settings:
+        settings["evidence_model"] = fitted_graph_model(args, split, out, models, settings["evidence_model"])
+    ranker = LLMRanker(args.llm, device=args.device, progress=sys.stderr.isatty(), **settings).fit(split.train)
     if not ft:
         return ranker, None
     folder = out / f"finetune-{'graph' if graph else 'plain'}{'-label' if label else ''}"
@@ -286,6 +312,11 @@ def parse_args(argv=None):
     ap.add_argument("--two-stage-llm", nargs="*", default=["plain"], choices=list(LLM_ROWS),
                     help="LLM rows that also rerank stage 1 (none: no LLM two-stage row)")
     ap.add_argument("--history-len", type=int, default=20, help="training titles in an LLM prompt")
+    ap.add_argument("--graph-evidence", default="cooccurrence", choices=["cooccurrence", "cooccurrence+rank"],
+                    help="what the graph rows show per candidate: co-occurrence counts, or also its rank under "
+                         "--evidence-model")
+    ap.add_argument("--evidence-model", default="hybrid", choices=["lightgcn", "hybrid"],
+                    help="the fitted model whose rank the graph rows show with --graph-evidence cooccurrence+rank")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                     help="LLM dtype (default: float32 on CPU, bfloat16 on GPU)")
@@ -338,10 +369,8 @@ def main(argv=None) -> None:
                 "device": args.device}
         row = load_row(out, name, spec) if args.resume else None
         if row is None:
-            seed_everything(args.seed)
             t = time.perf_counter()
-            model = build_model(name, params, device=args.device, seed=args.seed, train=train)
-            model.fit(split.train, split.valid)
+            model = fit_graph_model(args, split, name)
             fit_s = time.perf_counter() - t
             per_user = score_lists(model, cands)
             record = training_record(model, train.epochs) if getattr(model, "history", None) else None
@@ -360,7 +389,7 @@ def main(argv=None) -> None:
         row = load_row(out, slug_of(name), spec) if args.resume else None
         if row is None:
             t = time.perf_counter()
-            ranker, ft_cost = make_ranker(args, kind, split, out)
+            ranker, ft_cost = make_ranker(args, kind, split, out, models)
             fit_s = time.perf_counter() - t
             per_user = score_lists(ranker, cands)
             row = {"name": name, "spec": spec, "fit_s": fit_s, "params": n_params(ranker),
@@ -397,13 +426,7 @@ def run_two_stage(args, split, cands, digest, out, rows, models, rankers) -> dic
     """Stage 1 from the hybrid's embeddings, reranked by LightGCN and the chosen LLM rows;
     each pipeline saved under rows/ as it finishes."""
     def graph_model(name):
-        if name not in models:
-            folder = out / "models" / name
-            models[name] = load_model(folder, device=args.device) if (folder / "config.json").is_file() else None
-        if models[name] is None:
-            raise RuntimeError(f"{name} was reused from rows/ but its fitted model is missing from {out / 'models'}; "
-                               "rerun without --resume")
-        return models[name]
+        return fitted_graph_model(args, split, out, models, name)
 
     pipelines = [("hybrid only", None), ("hybrid -> lightgcn", "lightgcn")]
     pipelines += [(f"hybrid -> {LLM_ROWS[k][0]}", k) for k in args.two_stage_llm]
@@ -418,7 +441,7 @@ def run_two_stage(args, split, cands, digest, out, rows, models, rankers) -> dic
             results[label] = json.loads(meta.read_text())["result"]
         else:
             if reranker in LLM_ROWS and reranker not in rankers:
-                rankers[reranker] = make_ranker(args, reranker, split, out)[0]
+                rankers[reranker] = make_ranker(args, reranker, split, out, models)[0]
             model = None if reranker is None else graph_model("lightgcn") if reranker == "lightgcn" \
                 else rankers[reranker]
             r = two_stage_evaluate(graph_model("hybrid"), model, split, cands.users, cands.targets, m=args.m, ks=KS)
