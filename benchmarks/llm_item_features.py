@@ -76,7 +76,8 @@ def main() -> None:
     ap.add_argument("--dataset", default="ml-latest-small")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--llm", default=None, help="hub name or folder of the causal LM (default: the offline SmolLM2-135M)")
-    ap.add_argument("--llm-layer", type=int, default=-1, help="hidden layer pooled (-1: the last)")
+    ap.add_argument("--llm-layer", type=lambda s: s if s == "middle" else int(s), default="middle",
+                    help="hidden layer pooled: an index (-1: the last) or middle (num_hidden_layers // 2, the default)")
     ap.add_argument("--llm-max-tokens", type=int, default=256)
     ap.add_argument("--sentence-model", default=None, help="sentence-transformers model (default all-MiniLM-L6-v2)")
     ap.add_argument("--cold-fraction", type=float, default=0.2)

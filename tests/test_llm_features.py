@@ -35,8 +35,9 @@ def make(folder, tmp_path, **kw):
     return LLMItemEncoder(folder, cache_dir=tmp_path, progress=False, **kw)
 
 
-def hand_mean(llm, text, layer=-1, max_tokens=None):
-    """The docstring's formula, one text at a time through the full causal LM."""
+def hand_mean(llm, text, layer=1, max_tokens=None):
+    """The docstring's formula, one text at a time through the full causal LM (layer 1: the
+    tiny model's middle, the encoder's default)."""
     model, tok = llm
     ids = tok(text, return_tensors="pt", truncation=max_tokens is not None, max_length=max_tokens)
     with torch.no_grad():
@@ -44,12 +45,14 @@ def hand_mean(llm, text, layer=-1, max_tokens=None):
     return h.float().mean(0)
 
 
-@pytest.mark.parametrize("layer", [-1, 1, 0])
+@pytest.mark.parametrize("layer", [-1, 1, 0, "middle"])
 def test_mean_pooling_equals_a_hand_computation(folder, llm, tmp_path, layer):
     enc = make(folder, tmp_path, normalize=False, layer=layer)
     out = enc.encode(TEXTS)
     assert out.dtype == torch.float32 and out.shape == (len(TEXTS), 32) == (len(TEXTS), enc.dim)
-    want = torch.stack([hand_mean(llm, t, layer) for t in TEXTS])
+    index = 1 if layer == "middle" else layer  # the tiny model has 2 layers: the middle is 2 // 2
+    assert enc.layer_index == index
+    want = torch.stack([hand_mean(llm, t, index) for t in TEXTS])
     torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-4)
     unit = make(folder, tmp_path, layer=layer, cache=False).encode(TEXTS)
     torch.testing.assert_close(unit, F.normalize(want, dim=1), atol=1e-5, rtol=1e-4)
